@@ -1,0 +1,109 @@
+package goreweight
+
+import (
+	"fmt"
+	"math"
+)
+
+// capWeights replaces the unnormalised weights e in w.dst (their sum is
+// sum) by the KL projection of e/sum onto the capped simplex
+// {w : Σw = 1, 0 <= w_i <= T}, T = Cap/valid.
+//
+// The projection is w_i = min(T, λ·e_i) with λ chosen so that Σw = 1: clip
+// the weights above the cap and rescale the rest, repeatedly. Once capped a
+// weight stays capped (λ only grows), so at most M rounds are needed; in
+// practice 1-3. Samples with e_i = 0 stay at 0 (their KL cost is infinite
+// otherwise), so the cap is infeasible when fewer than valid/Cap samples
+// have a positive weight; that is an error.
+func (w *Weigher) capWeights(sum float64, valid int) error {
+	dst := w.dst
+	M := len(dst)
+	T := w.opts.Cap / float64(valid)
+	if cap(w.keep) < M {
+		w.keep = make([]bool, M)
+		w.idx = make([]int32, M)
+	}
+	capped := w.keep[:M]
+	clear(capped)
+	npos := 0
+	for _, e := range dst {
+		if e > 0 {
+			npos++
+		}
+	}
+	if float64(npos)*T < 1-1e-9 {
+		return fmt.Errorf("goreweight: cap %v is infeasible: only %d of %d samples have a nonzero weight, and %d·%v/%d < 1", w.opts.Cap, npos, valid, npos, w.opts.Cap, valid)
+	}
+	nc := 0
+	lambda := 1 / sum
+	for nc < npos {
+		var rest float64
+		for i, e := range dst {
+			if !capped[i] {
+				rest += float64(e)
+			}
+		}
+		lambda = (1 - float64(nc)*T) / rest
+		newly := 0
+		for i, e := range dst {
+			if !capped[i] && e > 0 && lambda*float64(e) > T {
+				capped[i] = true
+				newly++
+			}
+		}
+		if newly == 0 {
+			break
+		}
+		nc += newly
+	}
+	t32 := float32(T)
+	if float64(t32) > T {
+		t32 = math.Nextafter32(t32, 0)
+	}
+	for i, e := range dst {
+		if capped[i] {
+			dst[i] = t32
+		} else {
+			dst[i] = min(float32(lambda*float64(e)), t32)
+		}
+	}
+	w.stats.Capped = nc
+	return nil
+}
+
+// finalStats computes the weight statistics from the final weights in
+// w.dst, for the capped path where they are not a plain softmax.
+func (w *Weigher) finalStats(valid int) {
+	st := &w.stats
+	var s2, ent, sl float64
+	wmax, wmin := 0.0, math.Inf(1)
+	nc := len(w.parts)
+	for c := 0; c < nc && w.ndom > 0; c++ {
+		for d := range w.dacc[c] {
+			w.dacc[c][d].esum = 0
+		}
+	}
+	for i, v := range w.dst {
+		l := w.losses[i]
+		if !finite32(l) {
+			continue
+		}
+		x := float64(v)
+		s2 += x * x
+		if x > 0 {
+			ent -= x * math.Log(x)
+		}
+		sl += x * float64(l)
+		wmax, wmin = max(wmax, x), min(wmin, x)
+		if w.ndom > 0 {
+			w.dacc[0][w.domains[i]].esum += x
+		}
+	}
+	fv := float64(valid)
+	st.MaxWM, st.MinWM = wmax*fv, wmin*fv
+	st.ESS = 1 / s2
+	st.ESSFrac = st.ESS / fv
+	st.Entropy = ent
+	st.Weighted = sl
+	w.domainStats(nc, 1, valid)
+}

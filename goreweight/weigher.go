@@ -1,0 +1,564 @@
+package goreweight
+
+import (
+	"fmt"
+	"math"
+)
+
+// tinySpread is the threshold below which losses are too close to normalise:
+// when l_max - l_min <= tinySpread·max(|l_min|, |l_max|) (8 float32 ulps of
+// the largest magnitude, about 9.5e-7 relative), or l_max == l_min, every
+// finite sample gets the uniform weight. Losses that close differ only by
+// float32 rounding noise. The test is scale-free, so it commutes with
+// l -> a·l for a > 0.
+const tinySpread = 8 * 0x1p-23
+
+// tinySum is the smallest softmax normaliser accepted before the weights are
+// recomputed with the exact maximum exponent (see Weigher.Weights).
+const tinySum = 1e-280
+
+// blockSize is how many scores are computed before they are exponentiated;
+// the block lives on the stack and stays in L1.
+const blockSize = 256
+
+// scoring kinds: the built-ins are evaluated inline.
+const (
+	kindUniform = iota
+	kindLinUpper
+	kindQuadratic
+	kindExtremes
+	kindDROKL
+	kindSelect
+	kindCustom
+)
+
+// A Weigher turns batches of per-sample losses into weights with fixed
+// Options and a temperature given per call. Its scratch memory is reused,
+// so in steady state (same or smaller M, same number of domains) a call
+// allocates nothing. A Weigher is not safe for concurrent use; use one per
+// goroutine.
+type Weigher struct {
+	opts    Options
+	strat   Strategy
+	kind    int
+	sel     selector
+	logMult []float64 // log of the domain multipliers; nil without them
+
+	// per call
+	dst, losses []float32
+	domains     []int32
+	phase       int
+	lmin, scale float64 // normalisation: a = (l - lmin)·scale is in [0, 2δ] (quadratic: [0, 2])
+	invR, shift float64 // z = (score - sup)·invR; ln e = z + log m_d - shift
+	sup         float64
+	uniform     bool
+
+	// scratch
+	parts  []partial
+	dacc   [][]domAcc // [chunk][domain]
+	ndom   int
+	xs, ss []float64 // custom strategies
+	keep   []bool
+	idx    []int32
+	job    parJob
+	stats  Stats
+}
+
+// partial holds one chunk's sums; partials are combined in chunk order.
+type partial struct {
+	lmin, lmax float32
+	bad, badAt int   // non-finite count and first index
+	domBadAt   int   // first index with an invalid domain id, or -1
+	maxDom     int32 // largest domain id seen
+	lsum       float64
+	s, s2, el  float64 // Σe, Σe², Σe·ln e
+	sl         float64 // Σe·l
+	emax, emin float64
+	zmax       float64 // max exponent, for the rescue pass
+	_          [64]byte
+}
+
+// domAcc holds one chunk's sums for one domain.
+type domAcc struct {
+	n, bad     int
+	lsum, esum float64
+}
+
+const (
+	phaseScan = iota
+	phaseExp
+	phaseZMax
+	phaseScale
+)
+
+// NewWeigher returns a Weigher for the options, or an error naming the first
+// invalid option.
+func NewWeigher(opts Options) (*Weigher, error) {
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	s, _ := Lookup(opts.Strategy)
+	w := &Weigher{opts: opts, strat: s, kind: kindCustom}
+	switch v := s.(type) {
+	case builtin:
+		w.kind = map[string]int{Uniform: kindUniform, LinUpper: kindLinUpper, Quadratic: kindQuadratic,
+			Extremes: kindExtremes, DROKL: kindDROKL}[v.name]
+	case selector:
+		w.kind, w.sel = kindSelect, v
+	}
+	if opts.DomainMultipliers != nil {
+		w.opts.DomainMultipliers = append([]float64(nil), opts.DomainMultipliers...)
+		w.logMult = make([]float64, len(opts.DomainMultipliers))
+		for d, m := range opts.DomainMultipliers {
+			w.logMult[d] = math.Log(m) // -Inf for 0: such samples get weight 0
+		}
+	}
+	return w, nil
+}
+
+// Options returns the options in effect, defaults filled in.
+func (w *Weigher) Options() Options {
+	o := w.opts
+	o.DomainMultipliers = append([]float64(nil), o.DomainMultipliers...)
+	return o
+}
+
+// Weights writes into dst the weights of the per-sample losses at
+// temperature r and returns their statistics. dst and losses must have the
+// same length M > 0; domains is nil or holds one domain id >= 0 per sample.
+// r must be > 0; r = +Inf gives uniform weights (a warm-up step).
+//
+// The weights are >= 0 and sum to 1 (up to float32 rounding); samples with
+// a non-finite loss get 0 under the "zero" policy. The returned Stats belong
+// to the Weigher and are overwritten by the next call; Stats.Step is 0.
+func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*Stats, error) {
+	M := len(losses)
+	switch {
+	case M == 0:
+		return nil, errEmpty
+	case len(dst) != M:
+		return nil, fmt.Errorf("goreweight: output has length %d, want %d (one weight per loss)", len(dst), M)
+	case domains != nil && len(domains) != M:
+		return nil, fmt.Errorf("goreweight: domains has length %d, want %d (one domain id per loss)", len(domains), M)
+	case !(r > 0): // also NaN
+		return nil, fmt.Errorf("goreweight: temperature r must be > 0, got %v", r)
+	}
+	w.dst, w.losses, w.domains = dst, losses, domains
+	defer func() { w.dst, w.losses, w.domains = nil, nil, nil }()
+	nc := (M + chunkSize - 1) / chunkSize
+	w.grow(nc)
+
+	// Pass 1: min, max, non-finite count, domain ids.
+	w.phase = phaseScan
+	w.job.parallelFor(nc, w)
+	p0 := w.parts[0]
+	lmin, lmax, bad, badAt, lsum, maxDom, domBadAt := p0.lmin, p0.lmax, p0.bad, p0.badAt, p0.lsum, p0.maxDom, p0.domBadAt
+	for _, p := range w.parts[1:nc] {
+		lmin, lmax = min(lmin, p.lmin), max(lmax, p.lmax)
+		if badAt < 0 {
+			badAt = p.badAt
+		}
+		if domBadAt < 0 {
+			domBadAt = p.domBadAt
+		}
+		bad += p.bad
+		lsum += p.lsum
+		maxDom = max(maxDom, p.maxDom)
+	}
+	if domBadAt >= 0 {
+		d := domains[domBadAt]
+		if d < 0 {
+			return nil, fmt.Errorf("goreweight: domain id %d at index %d is negative", d, domBadAt)
+		}
+		return nil, fmt.Errorf("goreweight: domain id %d at index %d has no multiplier (%d given)", d, domBadAt, len(w.logMult))
+	}
+	valid := M - bad
+	if bad > 0 && (w.opts.NonFinite == NonFiniteRaise || valid == 0) {
+		what := "all %d losses are non-finite (NaN or Inf)"
+		if valid > 0 {
+			what = "%d non-finite loss(es) (NaN or Inf) under nonfinite=\"raise\""
+		}
+		return nil, fmt.Errorf("goreweight: "+what+"; the first is at index %d (%v)", bad, badAt, losses[badAt])
+	}
+	if domains != nil {
+		w.ndom = int(maxDom) + 1
+		w.growDomains(nc)
+	} else {
+		w.ndom = 0
+	}
+
+	// Scores and temperature.
+	fmin, fmax := float64(lmin), float64(lmax)
+	spread := fmax - fmin
+	d := w.opts.Delta
+	w.uniform = w.kind == kindUniform || math.IsInf(r, 1) || spread <= tinySpread*max(abs(fmin), abs(fmax))
+	w.lmin, w.invR, w.shift, w.sup = fmin, 1/r, 0, 0
+	if !w.uniform {
+		w.scale = 2 * d / spread
+		switch w.kind {
+		case kindLinUpper, kindExtremes, kindDROKL:
+			w.sup = d
+		case kindQuadratic:
+			w.scale, w.sup = 2/spread, 1
+		case kindSelect:
+			w.selectSamples(valid)
+		case kindCustom:
+			if err := w.customScores(); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		w.invR = 0
+	}
+
+	// Pass 2: exponentiate, and sum what the statistics need.
+	w.phase = phaseExp
+	w.job.parallelFor(nc, w)
+	s := w.sumParts(nc)
+	if s.s < tinySum {
+		// The largest weight underflowed: shift by the exact maximum exponent.
+		w.phase = phaseZMax
+		w.job.parallelFor(nc, w)
+		zmax := math.Inf(-1)
+		for _, p := range w.parts[:nc] {
+			zmax = max(zmax, p.zmax)
+		}
+		if math.IsInf(zmax, -1) {
+			return nil, fmt.Errorf("goreweight: every sample has weight 0 (are the domain multipliers of all domains in the batch 0?)")
+		}
+		w.shift = zmax
+		w.phase = phaseExp
+		w.job.parallelFor(nc, w)
+		s = w.sumParts(nc)
+	}
+
+	st := &w.stats
+	*st = Stats{R: r, Uniform: w.uniform, M: M, Valid: valid, NonFinite: bad, Domains: st.Domains[:0],
+		LossMin: fmin, LossMax: fmax, LossMean: lsum / float64(valid)}
+	if w.opts.Cap > 0 {
+		if err := w.capWeights(s.s, valid); err != nil {
+			return nil, err
+		}
+		w.finalStats(valid)
+		return st, nil
+	}
+
+	// Pass 3: normalise.
+	w.invR = 1 / s.s // reused as the scale factor of pass 3
+	w.phase = phaseScale
+	w.job.parallelFor(nc, w)
+
+	fv := float64(valid)
+	st.MaxWM = s.emax / s.s * fv
+	st.MinWM = s.emin / s.s * fv
+	st.ESS = s.s * s.s / s.s2
+	st.ESSFrac = st.ESS / fv
+	st.Entropy = math.Log(s.s) - s.el/s.s
+	st.Weighted = s.sl / s.s
+	if w.uniform {
+		st.ESS, st.ESSFrac, st.Entropy = fv, 1, math.Log(fv) // exact, not rounded
+		if w.logMult != nil {
+			st.ESS = s.s * s.s / s.s2
+			st.ESSFrac = st.ESS / fv
+			st.Entropy = math.Log(s.s) - s.el/s.s
+		}
+	}
+	w.domainStats(nc, s.s, valid)
+	return st, nil
+}
+
+// sumParts combines the pass-2 partial sums in chunk order.
+func (w *Weigher) sumParts(nc int) partial {
+	t := w.parts[0]
+	for _, p := range w.parts[1:nc] {
+		t.s += p.s
+		t.s2 += p.s2
+		t.el += p.el
+		t.sl += p.sl
+		t.emax = max(t.emax, p.emax)
+		t.emin = min(t.emin, p.emin)
+	}
+	return t
+}
+
+// domainStats fills Stats.Domains from the per-chunk domain sums; esum is
+// divided by norm (the softmax normaliser, or 1 when the sums are weights).
+func (w *Weigher) domainStats(nc int, norm float64, valid int) {
+	st := &w.stats
+	for d := 0; d < w.ndom; d++ {
+		var t domAcc
+		for c := 0; c < nc; c++ {
+			a := w.dacc[c][d]
+			t.n += a.n
+			t.bad += a.bad
+			t.lsum += a.lsum
+			t.esum += a.esum
+		}
+		ds := DomainStats{Count: t.n, NonFinite: t.bad, MeanLoss: nan, WeightSum: t.esum / norm}
+		if t.n > t.bad {
+			ds.MeanLoss = t.lsum / float64(t.n-t.bad)
+		}
+		if t.n > 0 {
+			ds.MeanWeight = ds.WeightSum / float64(t.n)
+			ds.MeanWM = ds.MeanWeight * float64(valid)
+		}
+		st.Domains = append(st.Domains, ds)
+	}
+}
+
+// grow sizes the per-chunk scratch for nc chunks.
+func (w *Weigher) grow(nc int) {
+	if cap(w.parts) < nc {
+		w.parts = make([]partial, nc)
+	}
+	w.parts = w.parts[:nc]
+}
+
+func (w *Weigher) growDomains(nc int) {
+	if len(w.dacc) < nc {
+		w.dacc = append(w.dacc, make([][]domAcc, nc-len(w.dacc))...)
+	}
+	for c := 0; c < nc; c++ {
+		if cap(w.dacc[c]) < w.ndom {
+			w.dacc[c] = make([]domAcc, w.ndom)
+		}
+		w.dacc[c] = w.dacc[c][:w.ndom]
+		clear(w.dacc[c])
+	}
+	if cap(w.stats.Domains) < w.ndom {
+		w.stats.Domains = make([]DomainStats, 0, w.ndom)
+	}
+}
+
+// runChunk runs the current phase on chunk c.
+func (w *Weigher) runChunk(c int) {
+	lo := c * chunkSize
+	hi := min(lo+chunkSize, len(w.losses))
+	p := &w.parts[c]
+	switch w.phase {
+	case phaseScan:
+		w.scan(lo, hi, p)
+	case phaseExp:
+		var da []domAcc
+		if w.ndom > 0 {
+			da = w.dacc[c]
+		}
+		w.exp(lo, hi, p, da)
+	case phaseZMax:
+		w.zmax(lo, hi, p)
+	case phaseScale:
+		f := w.invR
+		dst := w.dst[lo:hi]
+		for i, v := range dst {
+			dst[i] = float32(float64(v) * f)
+		}
+	}
+}
+
+// finite32 reports whether v is neither NaN nor ±Inf.
+func finite32(v float32) bool { return math.Float32bits(v)&0x7f800000 != 0x7f800000 }
+
+// scan is pass 1 over losses[lo:hi].
+func (w *Weigher) scan(lo, hi int, p *partial) {
+	*p = partial{lmin: float32(math.Inf(1)), lmax: float32(math.Inf(-1)), badAt: -1, domBadAt: -1, maxDom: -1}
+	var sum float64
+	for i, v := range w.losses[lo:hi] {
+		if !finite32(v) {
+			if p.bad == 0 {
+				p.badAt = lo + i
+			}
+			p.bad++
+			continue
+		}
+		p.lmin = min(p.lmin, v)
+		p.lmax = max(p.lmax, v)
+		sum += float64(v)
+	}
+	p.lsum = sum
+	if w.domains == nil {
+		return
+	}
+	nm := int32(len(w.logMult))
+	for i, d := range w.domains[lo:hi] {
+		if d < 0 || (w.logMult != nil && d >= nm) {
+			p.domBadAt = lo + i
+			return
+		}
+		p.maxDom = max(p.maxDom, d)
+	}
+}
+
+// scores sets z[j] for samples lo+j: the exponent (score - sup)/r, NaN for a
+// non-finite loss, -Inf for a sample with weight 0.
+func (w *Weigher) scores(z []float64, lo int) {
+	ls := w.losses[lo : lo+len(z)]
+	lmin, sc, invR, sup := w.lmin, w.scale, w.invR, w.sup
+	d := w.opts.Delta
+	switch {
+	case w.uniform:
+		for j, l := range ls {
+			z[j] = 0
+			if !finite32(l) {
+				z[j] = nan
+			}
+		}
+		return
+	case w.kind == kindLinUpper:
+		for j, l := range ls {
+			a := (float64(l) - lmin) * sc // x + δ, in [0, 2δ]
+			z[j] = min(a-d, 0) * invR     // (min(x+δ, δ) - δ)/r
+		}
+	case w.kind == kindQuadratic:
+		for j, l := range ls {
+			u := (float64(l)-lmin)*sc - 1 // x/δ, in [-1, 1]
+			z[j] = (1 - u*u - sup) * invR
+		}
+	case w.kind == kindExtremes:
+		for j, l := range ls {
+			x := (float64(l)-lmin)*sc - d
+			z[j] = (abs(x) - sup) * invR
+		}
+	case w.kind == kindDROKL:
+		for j, l := range ls {
+			x := (float64(l)-lmin)*sc - d
+			z[j] = (x - sup) * invR
+		}
+	case w.kind == kindSelect:
+		for j := range ls {
+			z[j] = negInf
+			if w.keep[lo+j] {
+				z[j] = 0
+			}
+		}
+	case w.kind == kindCustom:
+		for j, s := range w.ss[lo : lo+len(z)] {
+			z[j] = (s - sup) * invR
+		}
+	}
+	for j, l := range ls {
+		if !finite32(l) {
+			z[j] = nan
+		}
+	}
+}
+
+// exp is pass 2 over [lo, hi): dst = e^(z + ln m_d - shift), unnormalised,
+// and the sums the statistics need.
+func (w *Weigher) exp(lo, hi int, p *partial, da []domAcc) {
+	var zb [blockSize]float64
+	var s, s2, el, sl float64
+	emax, emin := 0.0, math.Inf(1)
+	shift := w.shift
+	for b := lo; b < hi; b += blockSize {
+		e := min(b+blockSize, hi)
+		z := zb[:e-b]
+		w.scores(z, b)
+		for j, zj := range z {
+			i := b + j
+			l := w.losses[i]
+			if zj != zj { // non-finite loss
+				w.dst[i] = 0
+				if da != nil {
+					d := &da[w.domains[i]]
+					d.n++
+					d.bad++
+				}
+				continue
+			}
+			lz := zj - shift
+			if w.logMult != nil {
+				lz += w.logMult[w.domains[i]]
+			}
+			ev := expNeg(lz)
+			w.dst[i] = float32(ev)
+			if ev > 0 {
+				s += ev
+				s2 += ev * ev
+				el += ev * lz
+				sl += ev * float64(l)
+			}
+			emax = max(emax, ev)
+			emin = min(emin, ev)
+			if da != nil {
+				d := &da[w.domains[i]]
+				d.n++
+				d.lsum += float64(l)
+				d.esum += ev
+			}
+		}
+	}
+	p.s, p.s2, p.el, p.sl, p.emax, p.emin = s, s2, el, sl, emax, emin
+}
+
+// zmax finds the largest exponent in [lo, hi) for the rescue pass.
+func (w *Weigher) zmax(lo, hi int, p *partial) {
+	var zb [blockSize]float64
+	m := math.Inf(-1)
+	for b := lo; b < hi; b += blockSize {
+		e := min(b+blockSize, hi)
+		z := zb[:e-b]
+		w.scores(z, b)
+		for j, zj := range z {
+			if zj != zj {
+				continue
+			}
+			if w.logMult != nil {
+				zj += w.logMult[w.domains[b+j]]
+			}
+			m = max(m, zj)
+		}
+	}
+	p.zmax = m
+}
+
+// selectSamples marks the samples a selector strategy keeps.
+func (w *Weigher) selectSamples(valid int) {
+	M := len(w.losses)
+	if cap(w.keep) < M {
+		w.keep = make([]bool, M)
+		w.idx = make([]int32, M)
+	}
+	w.keep = w.keep[:M]
+	clear(w.keep)
+	idx := w.idx[:0]
+	for i, l := range w.losses {
+		if finite32(l) {
+			idx = append(idx, int32(i))
+		}
+	}
+	selectRank(w.keep, w.losses, idx, w.sel.count(w.opts.Q, valid), w.sel.top)
+}
+
+// customScores calls a user strategy on the whole batch and checks its scores.
+func (w *Weigher) customScores() error {
+	M := len(w.losses)
+	if cap(w.xs) < M {
+		w.xs, w.ss = make([]float64, M), make([]float64, M)
+	}
+	xs, ss := w.xs[:M], w.ss[:M]
+	d := w.opts.Delta
+	for i, l := range w.losses {
+		xs[i] = 0
+		if finite32(l) {
+			xs[i] = min(max((float64(l)-w.lmin)*w.scale-d, -d), d)
+		}
+		ss[i] = 0
+	}
+	w.strat.Score(ss, xs, d)
+	sup := math.Inf(-1)
+	for i, s := range ss {
+		if !finite32(w.losses[i]) {
+			continue
+		}
+		if math.IsNaN(s) || math.IsInf(s, 1) {
+			return fmt.Errorf("goreweight: strategy %q gave score %v to sample %d; scores must be finite or -Inf", w.strat.Name(), s, i)
+		}
+		sup = max(sup, s)
+	}
+	if math.IsInf(sup, -1) {
+		return fmt.Errorf("goreweight: strategy %q gave score -Inf to every sample", w.strat.Name())
+	}
+	w.sup = sup
+	return nil
+}
