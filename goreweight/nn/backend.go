@@ -1,0 +1,43 @@
+package nn
+
+import (
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// Backend names the BLAS implementation behind the matrix products: "gonum"
+// (pure Go, the default) or "openblas" (built with -tags openblas and cgo).
+func Backend() string { return backendName }
+
+// gemm computes C = alpha*op(A)*op(B) + beta*C on the calling goroutine, where
+// op(A) is m×k, op(B) is k×n and C is m×n, all row-major with leading
+// dimensions lda, ldb, ldc. It is the only place that calls BLAS.
+func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	tA, tB := blas.NoTrans, blas.NoTrans
+	if transA {
+		tA = blas.Trans
+	}
+	if transB {
+		tB = blas.Trans
+	}
+	blas32.Implementation().Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// matmul is gemm with the m rows of C split into contiguous blocks, one per
+// goroutine. Every element of C is computed by one sgemm call over the full k,
+// so the split never changes a reduction order inside the call.
+func matmul(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	parallelFor(m, gemmRowGrain, func(_, lo, hi int) {
+		aOff := lo * lda // rows of A
+		if transA {
+			aOff = lo // columns of A
+		}
+		gemm(transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+	})
+}
+
+// gemmRowGrain is the fewest rows of C worth a goroutine of their own.
+const gemmRowGrain = 16

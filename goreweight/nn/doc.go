@@ -1,0 +1,38 @@
+// Package nn holds the layers of goreweight's Go-native GPT trainer, each a pair
+// of hand-written Forward and Backward functions over plain float32 buffers.
+//
+// # Conventions
+//
+// All tensors are row-major []float32 slices owned by the caller; a layer never
+// allocates its outputs. Shapes are documented on each function with the
+// letters N (rows, usually B*T), B (batch), T (time), C (channels), V
+// (vocabulary) and H (heads).
+//
+// Forward overwrites its output buffers. Backward ACCUMULATES (+=) into both the
+// input gradients it is given and the Grad slices of the layer's parameters, as
+// in karpathy/llm.c: the caller zeroes gradient buffers before a backward pass,
+// and a residual connection is just two layers adding into the same buffer.
+// Input and output buffers of one call must not overlap unless a function says
+// otherwise.
+//
+// Inputs are assumed valid (token ids in range, lengths consistent): the caller
+// (package gpt) checks user input and returns errors; a layer handed
+// inconsistent buffers panics like an out-of-range slice index.
+//
+// # Backend and threads
+//
+// Matrix products go through gonum's blas32 API. Which implementation backs it
+// is decided in one place, the backend_*.go files, by build tags:
+//
+//	go build ./...                  # pure-Go gonum (default)
+//	go build -tags openblas ./...   # OpenBLAS through cgo (needs libopenblas-dev)
+//
+// [Backend] names the one in use. All parallelism is Go's: every layer splits
+// its work over [Threads] goroutines by fixed rows (or fixed columns for
+// reductions over rows), so each output element is computed by exactly one
+// goroutine in a fixed order and results are bitwise reproducible for a given
+// seed and thread count. Reductions over rows (bias, LayerNorm and embedding
+// gradients) are partitioned by columns and are independent of the thread count.
+// With OpenBLAS, its own thread pool is set to one thread so that it never
+// competes with the goroutines (see backend_openblas.go).
+package nn

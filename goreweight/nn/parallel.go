@@ -1,0 +1,58 @@
+package nn
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+var threads atomic.Int64
+
+func init() { threads.Store(int64(runtime.GOMAXPROCS(0))) }
+
+// Threads returns the number of goroutines the layers split their work over.
+// It defaults to runtime.GOMAXPROCS(0) at start-up.
+func Threads() int { return int(threads.Load()) }
+
+// SetThreads sets the number of goroutines the layers split their work over
+// and returns the previous value; n < 1 means runtime.GOMAXPROCS(0). Results
+// are bitwise reproducible for a fixed thread count; set it before a run, not
+// while a layer is executing.
+func SetThreads(n int) int {
+	if n < 1 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	return int(threads.Swap(int64(n)))
+}
+
+// parallelFor splits [0, n) into at most Threads() contiguous chunks of at
+// least grain items and runs fn(worker, lo, hi) on each, the first on the
+// calling goroutine. worker is in [0, Threads()) and distinct per chunk, so it
+// can index per-worker scratch space. Chunk bounds depend on the thread count:
+// fn must compute each item independently of how the range was cut.
+func parallelFor(n, grain int, fn func(worker, lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	w := Threads()
+	if grain < 1 {
+		grain = 1
+	}
+	if maxW := n / grain; w > maxW {
+		w = maxW
+	}
+	if w <= 1 {
+		fn(0, 0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(w - 1)
+	for i := 1; i < w; i++ {
+		go func(i int) {
+			defer wg.Done()
+			fn(i, i*n/w, (i+1)*n/w)
+		}(i)
+	}
+	fn(0, 0, n/w)
+	wg.Wait()
+}
