@@ -48,3 +48,21 @@ func expNeg(x float64) float64 {
 	e := n >> 6 // floor(n/64): n = 64e + j
 	return math.Float64frombits(math.Float64bits(expTable[j]*p) + uint64(e)<<52)
 }
+
+// expBlock sets e[j] = expNeg(z[j]) for every j; it is expNeg's loop
+// written out so that the compiler keeps everything in registers.
+// len(e) must be >= len(z).
+func expBlock(e, z []float64) {
+	e = e[:len(z)]
+	for j, x := range z {
+		if x < expMin {
+			e[j] = 0
+			continue
+		}
+		nf := (x*expInvLn2x64 + expShift) - expShift
+		t := (x - nf*expLn2Hi) - nf*expLn2Lo
+		p := 1 + t*(1+t*(0.5+t*(1.0/6+t*(1.0/24+t*(1.0/120)))))
+		n := int64(nf)
+		e[j] = math.Float64frombits(math.Float64bits(expTable[n&63]*p) + uint64(n>>6)<<52)
+	}
+}

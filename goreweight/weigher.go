@@ -13,9 +13,13 @@ import (
 // l -> a·l for a > 0.
 const tinySpread = 8 * 0x1p-23
 
-// tinySum is the smallest softmax normaliser accepted before the weights are
-// recomputed with the exact maximum exponent (see Weigher.Weights).
-const tinySum = 1e-280
+// tinyMax is the smallest largest unnormalised weight accepted before the
+// weights are recomputed with the exact maximum exponent (see
+// Weigher.Weights). The first pass shifts scores by their supremum, which
+// a batch need not reach (quadratic on a two-valued batch, domain
+// multipliers); the unnormalised weights are stored as float32, so the
+// largest must stay far from float32's subnormal range.
+const tinyMax = 1e-15
 
 // blockSize is how many scores are computed before they are exponentiated;
 // the block lives on the stack and stays in L1.
@@ -52,6 +56,7 @@ type Weigher struct {
 	invR, shift float64 // z = (score - sup)·invR; ln e = z + log m_d - shift
 	sup         float64
 	uniform     bool
+	bad         int // non-finite losses in this batch
 
 	// scratch
 	parts  []partial
@@ -174,6 +179,7 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 		return nil, fmt.Errorf("goreweight: domain id %d at index %d has no multiplier (%d given)", d, domBadAt, len(w.logMult))
 	}
 	valid := M - bad
+	w.bad = bad
 	if bad > 0 && (w.opts.NonFinite == NonFiniteRaise || valid == 0) {
 		what := "all %d losses are non-finite (NaN or Inf)"
 		if valid > 0 {
@@ -216,8 +222,8 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	w.phase = phaseExp
 	w.job.parallelFor(nc, w)
 	s := w.sumParts(nc)
-	if s.s < tinySum {
-		// The largest weight underflowed: shift by the exact maximum exponent.
+	if s.emax < tinyMax {
+		// The largest weight (nearly) underflowed: shift by the exact maximum exponent.
 		w.phase = phaseZMax
 		w.job.parallelFor(nc, w)
 		zmax := math.Inf(-1)
@@ -361,21 +367,77 @@ func finite32(v float32) bool { return math.Float32bits(v)&0x7f800000 != 0x7f800
 
 // scan is pass 1 over losses[lo:hi].
 func (w *Weigher) scan(lo, hi int, p *partial) {
-	*p = partial{lmin: float32(math.Inf(1)), lmax: float32(math.Inf(-1)), badAt: -1, domBadAt: -1, maxDom: -1}
-	var sum float64
-	for i, v := range w.losses[lo:hi] {
-		if !finite32(v) {
-			if p.bad == 0 {
-				p.badAt = lo + i
-			}
-			p.bad++
-			continue
+	*p = partial{badAt: -1, domBadAt: -1, maxDom: -1}
+	ls := w.losses[lo:hi]
+	// Fast path: four independent chains; NaN fails every comparison and
+	// any NaN or Inf makes the float64 sum non-finite, which sends the
+	// chunk to the careful loop below.
+	mn0, mx0 := ls[0], ls[0]
+	mn1, mx1, mn2, mx2, mn3, mx3 := mn0, mx0, mn0, mx0, mn0, mx0
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(ls); i += 4 {
+		v0, v1, v2, v3 := ls[i], ls[i+1], ls[i+2], ls[i+3]
+		if v0 < mn0 {
+			mn0 = v0
 		}
-		p.lmin = min(p.lmin, v)
-		p.lmax = max(p.lmax, v)
-		sum += float64(v)
+		if v0 > mx0 {
+			mx0 = v0
+		}
+		if v1 < mn1 {
+			mn1 = v1
+		}
+		if v1 > mx1 {
+			mx1 = v1
+		}
+		if v2 < mn2 {
+			mn2 = v2
+		}
+		if v2 > mx2 {
+			mx2 = v2
+		}
+		if v3 < mn3 {
+			mn3 = v3
+		}
+		if v3 > mx3 {
+			mx3 = v3
+		}
+		s0 += float64(v0)
+		s1 += float64(v1)
+		s2 += float64(v2)
+		s3 += float64(v3)
 	}
-	p.lsum = sum
+	for ; i < len(ls); i++ {
+		v := ls[i]
+		if v < mn0 {
+			mn0 = v
+		}
+		if v > mx0 {
+			mx0 = v
+		}
+		s0 += float64(v)
+	}
+	sum := (s0 + s1) + (s2 + s3)
+	if !math.IsNaN(sum) && !math.IsInf(sum, 0) {
+		p.lmin = min(min(mn0, mn1), min(mn2, mn3))
+		p.lmax = max(max(mx0, mx1), max(mx2, mx3))
+		p.lsum = sum
+	} else {
+		p.lmin, p.lmax, sum = float32(math.Inf(1)), float32(math.Inf(-1)), 0
+		for i, v := range ls {
+			if !finite32(v) {
+				if p.bad == 0 {
+					p.badAt = lo + i
+				}
+				p.bad++
+				continue
+			}
+			p.lmin = min(p.lmin, v)
+			p.lmax = max(p.lmax, v)
+			sum += float64(v)
+		}
+		p.lsum = sum
+	}
 	if w.domains == nil {
 		return
 	}
@@ -406,8 +468,11 @@ func (w *Weigher) scores(z []float64, lo int) {
 		return
 	case w.kind == kindLinUpper:
 		for j, l := range ls {
-			a := (float64(l) - lmin) * sc // x + δ, in [0, 2δ]
-			z[j] = min(a-d, 0) * invR     // (min(x+δ, δ) - δ)/r
+			a := (float64(l)-lmin)*sc - d // x, in [-δ, δ]
+			if a > 0 {
+				a = 0
+			}
+			z[j] = a * invR // (min(x+δ, δ) - δ)/r
 		}
 	case w.kind == kindQuadratic:
 		for j, l := range ls {
@@ -436,6 +501,9 @@ func (w *Weigher) scores(z []float64, lo int) {
 			z[j] = (s - sup) * invR
 		}
 	}
+	if w.bad == 0 {
+		return
+	}
 	for j, l := range ls {
 		if !finite32(l) {
 			z[j] = nan
@@ -446,6 +514,10 @@ func (w *Weigher) scores(z []float64, lo int) {
 // exp is pass 2 over [lo, hi): dst = e^(z + ln m_d - shift), unnormalised,
 // and the sums the statistics need.
 func (w *Weigher) exp(lo, hi int, p *partial, da []domAcc) {
+	if da == nil && w.logMult == nil && w.bad == 0 && w.kind != kindSelect && w.kind != kindCustom {
+		w.expFast(lo, hi, p)
+		return
+	}
 	var zb [blockSize]float64
 	var s, s2, el, sl float64
 	emax, emin := 0.0, math.Inf(1)
@@ -489,6 +561,64 @@ func (w *Weigher) exp(lo, hi int, p *partial, da []domAcc) {
 		}
 	}
 	p.s, p.s2, p.el, p.sl, p.emax, p.emin = s, s2, el, sl, emax, emin
+}
+
+// expFast is pass 2 for the common case: a built-in score, every loss
+// finite, no domains. Two sets of accumulators halve the add chains.
+func (w *Weigher) expFast(lo, hi int, p *partial) {
+	var zb, eb [blockSize]float64
+	var s0, s1, q0, q1, e0, e1, l0, l1 float64
+	zmax, zmin := math.Inf(-1), math.Inf(1)
+	shift := w.shift
+	for b := lo; b < hi; b += blockSize {
+		n := min(blockSize, hi-b)
+		z, ev := zb[:n], eb[:n]
+		w.scores(z, b)
+		if shift != 0 {
+			for j := range z {
+				z[j] -= shift
+			}
+		}
+		expBlock(ev, z)
+		ls, ds := w.losses[b:b+n], w.dst[b:b+n]
+		j := 0
+		for ; j+2 <= n; j += 2 {
+			za, zb := z[j], z[j+1]
+			va, vb := ev[j], ev[j+1]
+			ds[j], ds[j+1] = float32(va), float32(vb)
+			s0 += va
+			s1 += vb
+			q0 += va * va
+			q1 += vb * vb
+			e0 += va * za
+			e1 += vb * zb
+			l0 += va * float64(ls[j])
+			l1 += vb * float64(ls[j+1])
+			if za > zmax {
+				zmax = za
+			}
+			if zb > zmax {
+				zmax = zb
+			}
+			if za < zmin {
+				zmin = za
+			}
+			if zb < zmin {
+				zmin = zb
+			}
+		}
+		for ; j < n; j++ {
+			va := ev[j]
+			ds[j] = float32(va)
+			s0 += va
+			q0 += va * va
+			e0 += va * z[j]
+			l0 += va * float64(ls[j])
+			zmax, zmin = max(zmax, z[j]), min(zmin, z[j])
+		}
+	}
+	p.s, p.s2, p.el, p.sl = s0+s1, q0+q1, e0+e1, l0+l1
+	p.emax, p.emin = expNeg(zmax), expNeg(zmin)
 }
 
 // zmax finds the largest exponent in [lo, hi) for the rescue pass.
