@@ -1,0 +1,53 @@
+package goreweight_test
+
+import (
+	"fmt"
+
+	"github.com/goreweight/goreweight/goreweight"
+)
+
+// One training step's weights, the way a training loop uses them: the
+// per-sample losses of the global batch go in, weights that sum to 1 come
+// out, and the loss to back-propagate is Σ w_i·l_i with w constant.
+func ExampleReweighter() {
+	rw, err := goreweight.New(goreweight.Config{
+		Options:  goreweight.Options{Strategy: goreweight.LinUpper},
+		Schedule: goreweight.Linear(100, 1, 1000).WithWarmup(10),
+	})
+	if err != nil {
+		panic(err)
+	}
+	if err := rw.SetStep(1010); err != nil { // past warm-up and anneal: r = 1
+		panic(err)
+	}
+	losses := []float32{1, 2, 3, 4, 5}
+	w := make([]float32, len(losses))
+	st, err := rw.Weights(w, losses, nil)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("r = %v\n", st.R)
+	fmt.Printf("weights = %.4f\n", w)
+	fmt.Printf("max w·M = %.3f, ESS = %.2f of %d\n", st.MaxWM, st.ESS, st.M)
+	fmt.Printf("loss = %.4f (unweighted mean %.1f)\n", st.Weighted, st.LossMean)
+	// Output:
+	// r = 1
+	// weights = [0.0926 0.1526 0.2516 0.2516 0.2516]
+	// max w·M = 1.258, ESS = 4.51 of 5
+	// loss = 3.4171 (unweighted mean 3.0)
+}
+
+// The two schedules of the authors' public code.
+func ExampleSchedule() {
+	burnIn := goreweight.Constant(0.4).WithWarmup(1000)
+	fsdp := goreweight.StepSchedule([]int64{2000}, []float64{100, 0.4})
+	for _, step := range []int64{0, 999, 1000, 1999, 2000} {
+		fmt.Println(step, burnIn.At(step), fsdp.At(step))
+	}
+	// Output:
+	// 0 +Inf 100
+	// 999 +Inf 100
+	// 1000 0.4 100
+	// 1999 0.4 100
+	// 2000 0.4 0.4
+}
