@@ -1,0 +1,204 @@
+"""Shared pieces of the benchmarks: records, statistics, tables, the machine.
+
+A figure is a record ``{"bench", "config", "impl", "metric", "value"}`` with a
+numeric value; ``run.py --json PATH`` writes the list of every record.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+
+@dataclass
+class Record:
+    """One figure."""
+
+    bench: str
+    config: str
+    impl: str
+    metric: str
+    value: float
+
+    def as_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+class Records:
+    """The figures of a run, in the order they were taken."""
+
+    def __init__(self) -> None:
+        self.items: List[Record] = []
+
+    def add(self, bench: str, config: str, impl: str, metric: str, value: float) -> None:
+        v = float(value)
+        self.items.append(Record(bench, config, impl, metric, v))
+
+    def add_summary(self, bench: str, config: str, impl: str, metric: str, values: Sequence[float]) -> "Summary":
+        """Adds ``metric_median``, ``metric_min``, ``metric_max`` and ``metric_n``."""
+        s = Summary.of(values)
+        self.add(bench, config, impl, metric + "_median", s.median)
+        self.add(bench, config, impl, metric + "_min", s.lo)
+        self.add(bench, config, impl, metric + "_max", s.hi)
+        self.add(bench, config, impl, metric + "_n", s.n)
+        return s
+
+    def as_list(self) -> List[Dict[str, Any]]:
+        return [r.as_dict() for r in self.items]
+
+
+@dataclass
+class Summary:
+    """Median and range of repeated measurements."""
+
+    median: float
+    lo: float
+    hi: float
+    n: int
+
+    @staticmethod
+    def of(values: Sequence[float]) -> "Summary":
+        v = sorted(float(x) for x in values)
+        if not v:
+            return Summary(math.nan, math.nan, math.nan, 0)
+        return Summary(median(v), v[0], v[-1], len(v))
+
+
+def median(values: Iterable[float]) -> float:
+    v = sorted(values)
+    if not v:
+        return math.nan
+    k = len(v) // 2
+    return v[k] if len(v) % 2 else 0.5 * (v[k - 1] + v[k])
+
+
+def time_calls(fn: Callable[[], Any], n: int, sync: Optional[Callable[[], None]] = None) -> float:
+    """Seconds per call of ``fn`` over ``n`` back-to-back calls (``sync`` after the last)."""
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    if sync is not None:
+        sync()
+    return (time.perf_counter() - t0) / n
+
+
+def calibrate(fn: Callable[[], Any], target_s: float, sync: Optional[Callable[[], None]] = None,
+              max_n: int = 1 << 20) -> int:
+    """Number of calls of ``fn`` that take about ``target_s`` seconds (at least 1)."""
+    n = 1
+    while True:
+        dt = time_calls(fn, n, sync) * n
+        if dt >= target_s / 4 or n >= max_n:
+            break
+        n *= 4
+    per = dt / n
+    return max(1, min(max_n, int(target_s / per) if per > 0 else max_n))
+
+
+# ---------------------------------------------------------------- the machine
+
+
+def load_average() -> Tuple[float, float, float]:
+    try:
+        return os.getloadavg()
+    except OSError:
+        return (math.nan, math.nan, math.nan)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def busy_processes() -> List[str]:
+    """Other processes using a noticeable share of a CPU right now (ps), for the
+    'taken under load' warning."""
+    try:
+        out = subprocess.run(["ps", "-eo", "pid,pcpu,comm", "--sort=-pcpu"], capture_output=True, text=True,
+                             timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    me = os.getpid()
+    busy = []
+    for line in out.splitlines()[1:]:
+        parts = line.split(None, 2)
+        if len(parts) < 3:
+            continue
+        try:
+            pid, pcpu = int(parts[0]), float(parts[1])
+        except ValueError:
+            continue
+        if pid != me and pcpu >= 20.0:
+            busy.append(f"{parts[2]}({pcpu:.0f}%)")
+    return busy
+
+
+def machine_info() -> Dict[str, Any]:
+    import torch
+
+    info: Dict[str, Any] = {
+        "nproc": os.cpu_count(),
+        "cpu": cpu_model(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "loadavg": load_average(),
+    }
+    try:
+        import goreweight
+
+        info["goreweight"] = getattr(goreweight, "__version__", "?")
+    except Exception as e:  # noqa: BLE001 - reported, not fatal
+        info["goreweight"] = f"unavailable ({type(e).__name__}: {e})"
+    return info
+
+
+# ---------------------------------------------------------------- tables
+
+
+def fmt_time(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "n/a"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+def fmt_range(s: Summary, f: Callable[[float], str]) -> str:
+    if s.n <= 1:
+        return f(s.median)
+    return f"{f(s.median)} [{f(s.lo)}..{f(s.hi)}]"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-markdown table, columns padded for the terminal."""
+    cols = [list(map(str, c)) for c in zip(headers, *rows)] if rows else [[h] for h in headers]
+    widths = [max(len(x) for x in c) for c in cols]
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+    out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def say(*a: Any) -> None:
+    print(*a, flush=True)
+
+
+def warn(msg: str) -> None:
+    print(f"NOTE: {msg}", file=sys.stdout, flush=True)
