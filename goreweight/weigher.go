@@ -356,6 +356,11 @@ func (w *Weigher) runChunk(c int) {
 	case phaseScale:
 		f := w.invR
 		dst := w.dst[lo:hi]
+		if useAVX2 {
+			n := len(dst) &^ 7
+			scaleAVX2(dst[:n], f)
+			dst = dst[n:]
+		}
 		for i, v := range dst {
 			dst[i] = float32(float64(v) * f)
 		}
@@ -376,6 +381,18 @@ func (w *Weigher) scan(lo, hi int, p *partial) {
 	mn1, mx1, mn2, mx2, mn3, mx3 := mn0, mx0, mn0, mx0, mn0, mx0
 	var s0, s1, s2, s3 float64
 	i := 0
+	if useAVX2 && len(ls) >= 8 {
+		// The same four chains, 8 losses at a time.
+		a := scanAcc{s: [4]float64{}}
+		for k := range a.mn {
+			a.mn[k], a.mx[k] = mn0, mx0
+		}
+		i = len(ls) &^ 7
+		scanAVX2(ls[:i], &a)
+		mn0, mn1, mn2, mn3 = min(a.mn[0], a.mn[4]), min(a.mn[1], a.mn[5]), min(a.mn[2], a.mn[6]), min(a.mn[3], a.mn[7])
+		mx0, mx1, mx2, mx3 = max(a.mx[0], a.mx[4]), max(a.mx[1], a.mx[5]), max(a.mx[2], a.mx[6]), max(a.mx[3], a.mx[7])
+		s0, s1, s2, s3 = a.s[0], a.s[1], a.s[2], a.s[3]
+	}
 	for ; i+4 <= len(ls); i += 4 {
 		v0, v1, v2, v3 := ls[i], ls[i+1], ls[i+2], ls[i+3]
 		if v0 < mn0 {
@@ -566,6 +583,10 @@ func (w *Weigher) exp(lo, hi int, p *partial, da []domAcc) {
 // expFast is pass 2 for the common case: a built-in score, every loss
 // finite, no domains. Two sets of accumulators halve the add chains.
 func (w *Weigher) expFast(lo, hi int, p *partial) {
+	if useAVX2 && !w.uniform {
+		w.expFastAVX2(lo, hi, p)
+		return
+	}
 	var zb, eb [blockSize]float64
 	var s0, s1, q0, q1, e0, e1, l0, l1 float64
 	zmax, zmin := math.Inf(-1), math.Inf(1)
@@ -691,4 +712,36 @@ func (w *Weigher) customScores() error {
 	}
 	w.sup = sup
 	return nil
+}
+
+// expFastAVX2 is expFast with the bulk of the chunk in expScoresAVX2 and
+// the last len%4 samples in Go.
+func (w *Weigher) expFastAVX2(lo, hi int, p *partial) {
+	prm := expParams{lmin: bcast(w.lmin), sc: bcast(w.scale), d: bcast(w.opts.Delta), sup: bcast(w.sup),
+		invR: bcast(w.invR), shift: bcast(w.shift)}
+	if w.kind == kindQuadratic {
+		prm.d = bcast(1)
+	}
+	a := expAcc{zmax: bcast(-inf), zmin: bcast(inf)}
+	n := (hi - lo) &^ 3
+	expScoresAVX2(w.kind, w.dst[lo:lo+n], w.losses[lo:lo+n], &prm, &a)
+	s, s2, el, sl := sum4(&a.s), sum4(&a.s2), sum4(&a.el), sum4(&a.sl)
+	zmax, zmin := max4(&a.zmax), min4(&a.zmin)
+	if n < hi-lo {
+		var zb [4]float64
+		z := zb[:hi-lo-n]
+		w.scores(z, lo+n)
+		for j, zj := range z {
+			zj -= w.shift
+			ev := expNeg(zj)
+			w.dst[lo+n+j] = float32(ev)
+			s += ev
+			s2 += ev * ev
+			el += ev * zj
+			sl += ev * float64(w.losses[lo+n+j])
+			zmax, zmin = max(zmax, zj), min(zmin, zj)
+		}
+	}
+	p.s, p.s2, p.el, p.sl = s, s2, el, sl
+	p.emax, p.emin = expNeg(zmax), expNeg(zmin)
 }

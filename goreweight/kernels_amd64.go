@@ -1,0 +1,60 @@
+//go:build amd64 && !purego
+
+package goreweight
+
+// useAVX2 reports whether the CPU and OS support AVX2 and FMA, so that the
+// assembly kernels run. Tests switch it off to exercise the pure-Go code.
+var useAVX2 = hasAVX2FMA()
+
+// hasAVX2FMA checks CPUID for AVX, FMA and AVX2, and XCR0 for the OS
+// saving the XMM and YMM registers.
+func hasAVX2FMA() bool {
+	maxID, _, _, _ := cpuid(0, 0)
+	if maxID < 7 {
+		return false
+	}
+	_, _, ecx1, _ := cpuid(1, 0)
+	const fma, osxsave, avx = 1 << 12, 1 << 27, 1 << 28
+	if ecx1&(fma|osxsave|avx) != fma|osxsave|avx {
+		return false
+	}
+	if xcr0, _ := xgetbv(); xcr0&6 != 6 {
+		return false
+	}
+	_, ebx7, _, _ := cpuid(7, 0)
+	return ebx7&(1<<5) != 0 // AVX2
+}
+
+func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
+func xgetbv() (eax, edx uint32)
+
+// expVecAVX2 sets dst[i] = e^x[i] for i < len(x) rounded down to a multiple
+// of 4, for x[i] <= 0 (and slightly above), 0 for x[i] < -707. It is the
+// exponential of expScoresAVX2 (the EXP4 macro): a degree-13 Taylor
+// polynomial on |t| <= ln2/2 and 2^n by an exponent add, with relative
+// error below 1e-15 on [-707, 0] (TestExpAVX2Accuracy). len(dst) >= len(x).
+//
+//go:noescape
+func expVecAVX2(dst, x []float64)
+
+// expScoresAVX2 is pass 2's fast path for kind (kindLinUpper, kindQuadratic,
+// kindExtremes or kindDROKL) on len(ls) rounded down to a multiple of 4:
+// z = the scores' exponent minus p.shift, dst = float32(e^z), and it adds
+// e, e², e·z, e·l into a's lanes and takes the lane-wise max and min of z.
+// len(dst) >= len(ls); every loss must be finite.
+//
+//go:noescape
+func expScoresAVX2(kind int, dst, ls []float32, p *expParams, a *expAcc)
+
+// scanAVX2 is pass 1's fast loop on len(ls) rounded down to a multiple of 8:
+// lane-wise min and max into a.mn, a.mx and a.s[k] += float64(ls[i]) for
+// i ≡ k (mod 4), in index order.
+//
+//go:noescape
+func scanAVX2(ls []float32, a *scanAcc)
+
+// scaleAVX2 sets dst[i] = float32(float64(dst[i])·f) for len(dst) rounded
+// down to a multiple of 8.
+//
+//go:noescape
+func scaleAVX2(dst []float32, f float64)

@@ -1,0 +1,131 @@
+package goreweight
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestExpAVX2Accuracy checks the documented bound of the assembly
+// exponential (expVecAVX2, the EXP4 macro of expScoresAVX2) against
+// math.Exp on a dense grid, random points and the edges of its domain, and
+// that it agrees with expNeg to within the sum of both bounds.
+func TestExpAVX2Accuracy(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2+FMA on this CPU")
+	}
+	const bound = 1e-15
+	var xs []float64
+	for i := 0; i <= 400000; i++ {
+		xs = append(xs, -707*float64(i)/400000)
+	}
+	rng := rand.New(rand.NewPCG(1, 3))
+	for i := 0; i < 500000; i++ {
+		xs = append(xs, -rng.Float64()*707, -rng.Float64()*1e-3, -rng.Float64()*2)
+	}
+	for k := -1030; k <= 1030; k++ { // around every half-integer multiple of ln2, where n changes
+		c := float64(k) * math.Ln2 / 2
+		for _, d := range []float64{-1e-12, 0, 1e-12} {
+			if x := c + d; x <= 0 && x >= expMin {
+				xs = append(xs, x, math.Nextafter(x, 0), math.Nextafter(x, -1))
+			}
+		}
+	}
+	xs = append(xs, 0, math.Copysign(0, -1), -1e-300, -math.SmallestNonzeroFloat64, -1, -103.3, -706.9999, expMin, 1e-9)
+	for len(xs)%4 != 0 {
+		xs = append(xs, -0.5)
+	}
+	got := make([]float64, len(xs))
+	expVecAVX2(got, xs)
+	worst := 0.0
+	for i, x := range xs {
+		want := math.Exp(x)
+		rel := math.Abs(got[i]-want) / want
+		worst = max(worst, rel)
+		if rel > bound {
+			t.Fatalf("EXP4(%v) = %v, want %v (relative error %.3g > %g)", x, got[i], want, rel, bound)
+		}
+		if d := math.Abs(got[i]-expNeg(x)) / want; d > bound+2e-15 {
+			t.Fatalf("EXP4(%v) = %v, expNeg %v", x, got[i], expNeg(x))
+		}
+	}
+	t.Logf("worst relative error %.3g over %d points", worst, len(xs))
+	below := []float64{-707.0001, -708, -1000, -1e300, math.Inf(-1)}
+	got = make([]float64, 8)
+	expVecAVX2(got, append(below, -800, -750, -710))
+	for i, v := range got {
+		if v != 0 {
+			t.Fatalf("EXP4 lane %d = %v below the domain, want 0", i, v)
+		}
+	}
+}
+
+// withPureGo runs f with the assembly kernels switched off.
+func withPureGo(f func()) {
+	saved := useAVX2
+	useAVX2 = false
+	defer func() { useAVX2 = saved }()
+	f()
+}
+
+// TestPureGoMatchesReference runs the float64-reference and property tests
+// on the pure-Go loops too, which other CPUs use.
+func TestPureGoMatchesReference(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("the pure-Go loops are what every other test runs")
+	}
+	withPureGo(func() {
+		TestWeightsMatchReference(t)
+		TestHandComputed(t)
+		TestUniformIsExactlyOneOverM(t)
+		TestAffineInvariance(t)
+		TestUnderflowRescue(t)
+		TestNonFinite(t)
+	})
+}
+
+// TestKernelsMatchPureGo compares the assembly and pure-Go paths on the
+// same batches: pass 1 statistics bit for bit (the sums run the same
+// chains), weights within a float32 rounding of each other, and the other
+// statistics within 1e-12 relative or 1e-13 absolute (the exponentials
+// differ by < 3e-15; the entropy is a difference of near-equal terms).
+func TestKernelsMatchPureGo(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2+FMA on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, M := range []int{1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 1000, chunkSize - 1, chunkSize + 3, 3*chunkSize + 17} {
+		for _, s := range []string{Uniform, LinUpper, Quadratic, Extremes, DROKL} {
+			for _, r := range []float64{0.5, 1, 0.05, 1e-3, math.Inf(1)} {
+				l := randomBatch(rng, M)
+				wa, _ := NewWeigher(optsFor(s))
+				wg, _ := NewWeigher(optsFor(s))
+				da, dg := make([]float32, M), make([]float32, M)
+				sa, ea := wa.Weights(da, l, nil, r)
+				var sg *Stats
+				var eg error
+				withPureGo(func() { sg, eg = wg.Weights(dg, l, nil, r) })
+				if (ea == nil) != (eg == nil) {
+					t.Fatalf("%s M=%d r=%v: errors differ: %v vs %v", s, M, r, ea, eg)
+				}
+				if ea != nil {
+					continue
+				}
+				for i := range da {
+					a, g := float64(da[i]), float64(dg[i])
+					if math.Abs(a-g) > 2.4e-7*math.Max(a, g)+1e-38 {
+						t.Fatalf("%s M=%d r=%v: weight %d = %v (AVX2) vs %v (Go)", s, M, r, i, a, g)
+					}
+				}
+				if sa.LossMin != sg.LossMin || sa.LossMax != sg.LossMax || sa.LossMean != sg.LossMean || sa.Uniform != sg.Uniform {
+					t.Fatalf("%s M=%d: pass-1 stats differ: %+v vs %+v", s, M, sa, sg)
+				}
+				for _, p := range [][2]float64{{sa.MaxWM, sg.MaxWM}, {sa.MinWM, sg.MinWM}, {sa.ESS, sg.ESS}, {sa.Entropy, sg.Entropy}, {sa.Weighted, sg.Weighted}} {
+					if d := math.Abs(p[0] - p[1]); d > 1e-12*math.Abs(p[1]) && d > 1e-13 { // absolute for the entropy, a difference of near-equal terms
+						t.Fatalf("%s M=%d r=%v: stats differ: %+v vs %+v", s, M, r, sa, sg)
+					}
+				}
+			}
+		}
+	}
+}
