@@ -72,8 +72,7 @@ const (
 	// NoiseAlphabetSize is the number of symbols noise documents draw from
 	// uniformly: the printable ASCII characters 0x20..0x7E.
 	NoiseAlphabetSize = 95
-	// EntropyDocBytes and NoiseDocBytes are the sizes of the synthetic
-	// documents.
+	// EntropyDocBytes is the size of an entropy document.
 	EntropyDocBytes = 4096
 	// NoiseDocBytes is the size of a noise document.
 	NoiseDocBytes = 2048

@@ -124,10 +124,10 @@ var kindIndex = func() map[string]uint8 {
 //
 // Split. The domains are sorted by name. In each domain with at least two
 // windows, round(ValFraction × windows) of them (at least one, at most all
-// but one) go to validation, drawn with the seed from the windows of kind
-// real or entropy whose exact token content occurs once in the dataset, so
-// that no validation window has a copy in training. The other windows are
-// for training.
+// but one) go to validation, drawn with the seed from the candidates: the
+// windows of kind real or entropy whose exact token content occurs once in
+// the dataset, so that no validation window has a copy in training. A domain
+// with fewer candidates gets them all. The other windows are for training.
 //
 // Noise. round(NoiseFraction × training windows) training windows, drawn
 // with the seed, get uniform random tokens in [0, VocabSize) and kind
