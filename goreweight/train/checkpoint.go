@@ -1,0 +1,200 @@
+package train
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/goreweight/goreweight/goreweight"
+	"github.com/goreweight/goreweight/goreweight/data"
+	"github.com/goreweight/goreweight/goreweight/gpt"
+	"github.com/goreweight/goreweight/goreweight/nn"
+	"github.com/goreweight/goreweight/goreweight/optim"
+)
+
+// A checkpoint is a zip archive (readable with any unzip tool), written
+// atomically, holding:
+//
+//	meta.json   checkpointMeta: format, strategy, step, config, reweighter
+//	            state, data iterator state, RNG state, timing
+//	model.bin   the GPT's parameters (gpt.Model.SaveParams)
+//	adamw.bin   the AdamW step count and moments (optim.AdamW.SaveState)
+//
+// Every entry carries a CRC-32, so a damaged file is detected on load.
+const (
+	checkpointName    = "checkpoint.zip"
+	checkpointFormat  = 1
+	checkpointMetaEnt = "meta.json"
+	checkpointModel   = "model.bin"
+	checkpointAdamW   = "adamw.bin"
+)
+
+// checkpointMeta is meta.json of a checkpoint.
+type checkpointMeta struct {
+	Format   int    `json:"format"`
+	Strategy string `json:"strategy"`
+	// Step is the number of optimiser steps taken.
+	Step   int    `json:"step"`
+	Config Config `json:"config"`
+	// Reweighter is the core Reweighter's State.
+	Reweighter json.RawMessage `json:"reweighter"`
+	// Iterator is the data iterator's position (with the dataset's
+	// fingerprint).
+	Iterator data.IteratorState `json:"iterator"`
+	// RNG is the random state of the run. The trainer draws no random
+	// numbers of its own: the initialisation, split, noise and batch order
+	// are pure functions of the seed and the iterator position.
+	RNG rngState `json:"rng"`
+	// TrainS is the training time so far (for tokens/s), WallS the wall
+	// time of the strategy's run so far, over all sessions.
+	TrainS float64 `json:"train_s"`
+	WallS  float64 `json:"wall_s"`
+	// Backend, Threads and GoVersion describe the machine that wrote it.
+	Backend   string `json:"backend"`
+	Threads   int    `json:"threads"`
+	GoVersion string `json:"go_version"`
+}
+
+type rngState struct {
+	Seed uint64 `json:"seed"`
+	Note string `json:"note"`
+}
+
+const rngNote = "no trainer-level RNG: initialisation, split, noise and batch order derive from seed and the iterator state"
+
+// trainState is what a checkpoint saves and restores.
+type trainState struct {
+	model *gpt.Model
+	opt   *optim.AdamW
+	rw    *goreweight.Reweighter
+	it    *data.Iterator
+}
+
+// saveCheckpoint writes the checkpoint atomically to path.
+func saveCheckpoint(path string, meta checkpointMeta, st trainState) error {
+	rws, err := st.rw.State()
+	if err != nil {
+		return err
+	}
+	meta.Format = checkpointFormat
+	meta.Reweighter = rws
+	meta.Iterator = st.it.State()
+	meta.RNG = rngState{Seed: meta.Config.Seed, Note: rngNote}
+	meta.Backend = nn.Backend()
+	meta.Threads = nn.Threads()
+	meta.GoVersion = runtime.Version()
+	mb, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(path, func(w io.Writer) error {
+		z := zip.NewWriter(w)
+		for _, e := range []struct {
+			name  string
+			write func(io.Writer) error
+		}{
+			{checkpointMetaEnt, func(w io.Writer) error { _, err := w.Write(mb); return err }},
+			{checkpointModel, st.model.SaveParams},
+			{checkpointAdamW, st.opt.SaveState},
+		} {
+			f, err := z.CreateHeader(&zip.FileHeader{Name: e.name, Method: zip.Store})
+			if err != nil {
+				return err
+			}
+			if err := e.write(f); err != nil {
+				return fmt.Errorf("%s: %w", e.name, err)
+			}
+		}
+		return z.Close()
+	})
+}
+
+// readCheckpointMeta reads meta.json of the checkpoint in b.
+func readCheckpointMeta(z *zip.Reader, path string) (checkpointMeta, error) {
+	var meta checkpointMeta
+	b, err := readEntry(z, checkpointMetaEnt)
+	if err != nil {
+		return meta, fmt.Errorf("train: checkpoint %s: %w", path, err)
+	}
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return meta, fmt.Errorf("train: checkpoint %s: %s: %w", path, checkpointMetaEnt, err)
+	}
+	if meta.Format != checkpointFormat {
+		return meta, fmt.Errorf("train: checkpoint %s has format %d, this build reads format %d", path, meta.Format, checkpointFormat)
+	}
+	return meta, nil
+}
+
+func readEntry(z *zip.Reader, name string) ([]byte, error) {
+	f, err := z.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("entry %s: %w", name, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("entry %s: %w", name, err)
+	}
+	return b, nil
+}
+
+// loadCheckpoint restores st from the checkpoint file content b. The
+// checkpoint must belong to strategy and to a run with the same
+// reweighting configuration; on error st may be partly restored and must
+// be discarded.
+func loadCheckpoint(b []byte, path, strategy string, want goreweight.Config, st trainState) (checkpointMeta, error) {
+	z, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return checkpointMeta{}, fmt.Errorf("train: checkpoint %s is damaged or not a checkpoint: %w", path, err)
+	}
+	meta, err := readCheckpointMeta(z, path)
+	if err != nil {
+		return meta, err
+	}
+	fail := func(err error) (checkpointMeta, error) {
+		return meta, fmt.Errorf("train: checkpoint %s: %w", path, err)
+	}
+	if meta.Strategy != strategy {
+		return fail(fmt.Errorf("it is for strategy %q, not %q", meta.Strategy, strategy))
+	}
+	mb, err := readEntry(z, checkpointModel)
+	if err != nil {
+		return fail(err)
+	}
+	if err := st.model.LoadParams(bytes.NewReader(mb)); err != nil {
+		return fail(err)
+	}
+	ab, err := readEntry(z, checkpointAdamW)
+	if err != nil {
+		return fail(err)
+	}
+	if err := st.opt.LoadState(bytes.NewReader(ab)); err != nil {
+		return fail(err)
+	}
+	rw, err := goreweight.Restore(meta.Reweighter)
+	if err != nil {
+		return fail(err)
+	}
+	gotJSON, _ := json.Marshal(rw.Config())
+	ref, err := goreweight.New(want)
+	if err != nil {
+		return fail(err)
+	}
+	wantJSON, _ := json.Marshal(ref.Config())
+	if !bytes.Equal(gotJSON, wantJSON) {
+		return fail(fmt.Errorf("reweighter configuration %s differs from this run's %s", gotJSON, wantJSON))
+	}
+	if rw.Step() != int64(meta.Step) || st.opt.Steps() != int64(meta.Step) {
+		return fail(fmt.Errorf("inconsistent steps: checkpoint %d, reweighter %d, AdamW %d", meta.Step, rw.Step(), st.opt.Steps()))
+	}
+	if err := st.rw.LoadState(meta.Reweighter); err != nil {
+		return fail(err)
+	}
+	if err := st.it.Restore(meta.Iterator); err != nil {
+		return fail(err)
+	}
+	return meta, nil
+}

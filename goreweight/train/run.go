@@ -1,0 +1,277 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/goreweight/goreweight/goreweight/data"
+	"github.com/goreweight/goreweight/goreweight/nn"
+)
+
+// ErrInterrupted is returned (wrapped) by Run when its context was
+// cancelled: the run stopped after a complete step, wrote a checkpoint and
+// its logs, and can be continued with Config.Resume.
+var ErrInterrupted = errors.New("train: interrupted")
+
+// Options tune how Run reports; they never change what is computed.
+type Options struct {
+	// Progress receives the progress output: a bar redrawn in place when it
+	// is a terminal, plain lines otherwise. nil means os.Stderr; use
+	// io.Discard (or Config.Quiet) for none.
+	Progress io.Writer
+	// OnStep, when set, is called after every optimiser step with the
+	// strategy and the number of steps taken, once the step's logs are in
+	// memory and any checkpoint due at that step has been written.
+	OnStep func(strategy string, step int)
+}
+
+// File names under the run directory.
+const (
+	configName   = "config.json"
+	metricsName  = "metrics.jsonl"
+	samplesName  = "samples.arrow"
+	summaryMD    = "summary.md"
+	summaryJSON  = "summary.json"
+	plotValLoss  = "val_loss.png"
+	plotTemp     = "temperature.png"
+	plotWeightVL = "weight_vs_loss.png"
+)
+
+func configPath(dir string) string { return filepath.Join(dir, configName) }
+
+// DefaultOut returns the default run directory: runs/<YYYYMMDD-HHMMSS>.
+func DefaultOut(now time.Time) string { return filepath.Join("runs", now.Format("20060102-150405")) }
+
+// Run trains one model per strategy of cfg (Config.Strategies), in order,
+// on the same data, data order and initialisation, writing everything
+// under cfg.Out (see docs/trainer.md for the files), then writes the
+// summary and the plots. With cfg.Resume it continues the run in that
+// directory from each strategy's last checkpoint; the result equals an
+// uninterrupted run bit for bit (timings aside). When ctx is cancelled it
+// stops after the current step, writes a checkpoint and returns an error
+// wrapping ErrInterrupted.
+//
+// With cfg.Resume set, the configuration comes from the run directory's
+// config.json; of cfg only Threads, CkptEvery (when non-zero) and Quiet are
+// used. Check a full configuration against the saved one with
+// ResumeConfig first.
+func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
+	wallStart := time.Now()
+	if cfg.Resume != "" {
+		var keys []string
+		if cfg.Threads != 0 {
+			keys = append(keys, "threads")
+		}
+		if cfg.CkptEvery != 0 {
+			keys = append(keys, "ckpt_every")
+		}
+		if cfg.Quiet {
+			keys = append(keys, "quiet")
+		}
+		c, err := ResumeConfig(cfg.Resume, cfg, keys)
+		if err != nil {
+			return nil, err
+		}
+		cfg = c
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Out == "" {
+		cfg.Out = DefaultOut(time.Now())
+	}
+	cfg.Threads = cfg.threads()
+	if cfg.Strategy == "" && len(cfg.Compare) == 0 {
+		cfg.Compare = append(StrategyList(nil), DefaultCompare...)
+	}
+	prog := opt.Progress
+	if prog == nil {
+		prog = os.Stderr
+	}
+	if cfg.Quiet {
+		prog = nil
+	}
+
+	if cfg.Resume == "" {
+		if err := newRunDir(cfg.Out); err != nil {
+			return nil, err
+		}
+		saved := cfg
+		b, _ := json.MarshalIndent(saved, "", "  ")
+		if err := writeFileAtomic(configPath(cfg.Out), append(b, '\n')); err != nil {
+			return nil, err
+		}
+	}
+
+	oldThreads := nn.SetThreads(cfg.Threads)
+	oldProcs := runtime.GOMAXPROCS(cfg.Threads)
+	defer func() {
+		nn.SetThreads(oldThreads)
+		runtime.GOMAXPROCS(oldProcs)
+	}()
+
+	env, err := loadData(cfg, prog)
+	if err != nil {
+		return nil, err
+	}
+
+	// Earlier records of a resumed run.
+	var prior []Record
+	if cfg.Resume != "" {
+		if _, err := os.Stat(filepath.Join(cfg.Out, metricsName)); err == nil {
+			if prior, err = readRecords(filepath.Join(cfg.Out, metricsName)); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	lg := &logs{out: cfg.Out}
+	var results []runResult
+	for _, s := range cfg.Strategies() {
+		var mine []Record
+		for _, r := range prior {
+			if r.Strategy == s {
+				mine = append(mine, r)
+			}
+		}
+		res, err := trainStrategy(ctx, cfg, env, s, mine, lg, prog, opt.OnStep)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, res)
+		lg.done = append(lg.done, lg.cur...)
+		lg.cur = nil
+	}
+	sum, err := summarize(cfg, env, results, time.Since(wallStart))
+	if err != nil {
+		return nil, err
+	}
+	if err := writeSummary(cfg, env, sum, results); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// newRunDir creates dir, which must not exist or be empty.
+func newRunDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err == nil && len(ents) > 0 {
+		if _, err := os.Stat(configPath(dir)); err == nil {
+			return fmt.Errorf("train: out directory %s already holds a run; continue it with resume (--resume %s) or choose another out directory", dir, dir)
+		}
+		return fmt.Errorf("train: out directory %s is not empty; choose a new or empty directory", dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("train: creating out directory: %w", err)
+	}
+	return nil
+}
+
+// env is the data side of a run, shared by its strategies.
+type env struct {
+	ds      *data.Dataset
+	domains []string
+	kind    []uint8 // kind index of every sample id
+	val     [][]data.Batch
+	desc    string // one line describing the data
+}
+
+// loadData reads the corpus, builds the dataset and the validation batches.
+func loadData(cfg Config, prog io.Writer) (*env, error) {
+	t0 := time.Now()
+	var docs []data.Document
+	var err error
+	if cfg.Data == data.BuiltinPath {
+		bc := data.DefaultBuiltinConfig()
+		bc.MaxBytes = cfg.DataBytes
+		docs, _, err = data.Builtin(bc)
+	} else {
+		docs, err = data.Open(cfg.Data)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("train: data %q: %w", cfg.Data, err)
+	}
+	tok, err := data.NewTokenizer(cfg.Tokenizer)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	ds, err := data.NewDataset(docs, tok, data.DatasetConfig{SeqLen: cfg.Seq, ValFraction: cfg.ValFraction, NoiseFraction: cfg.Noise, Seed: cfg.Seed})
+	if err != nil {
+		return nil, fmt.Errorf("train: data %q: %w", cfg.Data, err)
+	}
+	if ds.NumTrain() < 1 {
+		return nil, fmt.Errorf("train: data %q has no training window of %d tokens", cfg.Data, cfg.Seq+1)
+	}
+	e := &env{ds: ds, domains: ds.Domains(), kind: make([]uint8, ds.NumSamples())}
+	for id := range e.kind {
+		s, _ := ds.Sample(id)
+		e.kind[id] = uint8(slices.Index(data.Kinds, s.Kind))
+	}
+	evalB := max(cfg.Batch, 16)
+	nVal := 0
+	for d := range e.domains {
+		ids := ds.ValIDs(d)
+		if cfg.ValMax > 0 && len(ids) > cfg.ValMax {
+			sub := make([]int, cfg.ValMax)
+			for i := range sub {
+				sub[i] = ids[i*len(ids)/cfg.ValMax]
+			}
+			ids = sub
+		}
+		var bs []data.Batch
+		for lo := 0; lo < len(ids); lo += evalB {
+			b, err := ds.Batch(ids[lo:min(lo+evalB, len(ids))])
+			if err != nil {
+				return nil, err
+			}
+			bs = append(bs, b)
+		}
+		e.val = append(e.val, bs)
+		nVal += len(ids)
+	}
+	if nVal == 0 {
+		return nil, fmt.Errorf("train: data %q has no validation window (too little data for val_fraction %v)", cfg.Data, cfg.ValFraction)
+	}
+	byKind := map[string]int{}
+	for _, s := range ds.Stats() {
+		for k, n := range s.ByKind {
+			byKind[k] += n
+		}
+	}
+	var kinds string
+	for _, k := range data.Kinds {
+		if byKind[k] > 0 {
+			kinds += fmt.Sprintf(" %s %d,", k, byKind[k])
+		}
+	}
+	e.desc = fmt.Sprintf("data %s: %d windows of %d tokens (%s), %d train, %d val evaluated; domains %v; %s tokenizer",
+		cfg.Data, ds.NumSamples(), cfg.Seq, kinds[1:len(kinds)-1], ds.NumTrain(), nVal, e.domains, cfg.Tokenizer)
+	if prog != nil {
+		fmt.Fprintf(prog, "goreweight-train: %s (%.1fs)\n", e.desc, time.Since(t0).Seconds())
+	}
+	return e, nil
+}
+
+// logs holds the metrics records of the finished strategies and of the
+// current one; flush writes them to OUT/metrics.jsonl.
+type logs struct {
+	out       string
+	done, cur []Record
+}
+
+func (l *logs) flush() error {
+	return writeAtomic(filepath.Join(l.out, metricsName), func(w io.Writer) error {
+		if err := writeRecords(w, l.done); err != nil {
+			return err
+		}
+		return writeRecords(w, l.cur)
+	})
+}
