@@ -1,0 +1,216 @@
+// Command capi is the C ABI of goreweight: built with
+//
+//	go build -buildmode=c-shared -o libgoreweight.so ./capi
+//
+// it gives one shared library, libgoreweight.so, and its header,
+// libgoreweight.h. The library holds exactly one Go runtime for the whole
+// process: every entry point (the reweighter here, the trainer in train.go)
+// lives in this one package main so that a process never loads two runtimes.
+// capi holds no logic of its own: it converts, checks and forwards to the
+// core package goreweight.
+//
+// # Conventions (follow them in every new file, e.g. capi/train.go)
+//
+//  1. Names. Every export is `grw_<noun>_<verb>` (or `grw_<verb>` for
+//     process-wide helpers), declared with //export in a file named after the
+//     noun. Go types in signatures are C types: C.int64_t, C.uint64_t,
+//     C.double, *C.float, *C.int32_t, *C.char, unsafe.Pointer for void*.
+//  2. Status. Every export returns C.int: GRW_OK (0) on success, GRW_EINVAL
+//     (1) for anything the caller got wrong (bad JSON, invalid option,
+//     unknown handle, NULL pointer, wrong length, non-finite loss under
+//     "raise"), GRW_EINTERNAL (2) for a recovered Go panic (a goreweight bug).
+//  3. Errors. The last parameter of every export is `char **err`. On failure,
+//     if err is not NULL, *err receives a malloc'd, NUL-terminated message
+//     that the caller frees with grw_free; on success *err is set to NULL.
+//     There is no global "last error": the message travels with the call, so
+//     threads never see each other's errors.
+//  4. No panic crosses the boundary. The first statement of every export is
+//     `defer guard(&status, err)()` (the result must be named `status`): it
+//     recovers any panic, including a memory fault in Go code
+//     (debug.SetPanicOnFault), and turns it into GRW_EINTERNAL. Return with
+//     `return done(err, e)` where e is the Go error or nil. Keep the body a
+//     call to a Go-typed function (plain Go types, unsafe.Pointer) so that
+//     tests, which cannot use cgo, can call it.
+//  5. Handles. Long-lived Go objects are opaque uint64_t handles from the
+//     process-wide table in handles.go: newHandle(obj), lookup[*T](h),
+//     grw_close(h) for every kind. 0 is never a valid handle, and a closed
+//     handle's number is never reused. Each object embeds a sync.Mutex
+//     that every export holds while using it, so concurrent calls on one
+//     handle are safe (and serialised).
+//  6. Memory. Go never keeps a pointer it was given past the call, and
+//     never hands Go memory to C: strings going out are C.CString (freed by
+//     the caller with grw_free), arrays going out are written into buffers
+//     the caller allocated. Pointers coming in are checked for NULL and
+//     lengths for sign and agreement before use.
+//  7. JSON in, JSON out. Configuration is the JSON form of the core's
+//     Options and Config (unknown fields are errors); results with structure
+//     (stats, state, lists) are JSON strings. Stats JSON may contain the
+//     tokens NaN, Infinity and -Infinity (Python's json reads them).
+//  8. Only this file's cgo preamble defines macros (status codes); other
+//     files' preambles include standard headers only, so that the generated
+//     header stays valid C.
+//
+// A process forked after the library was loaded must not call into it: the
+// child has no Go runtime threads and would hang. The Python package guards
+// against this; C callers must do the same.
+package main
+
+/*
+#include <stdint.h>
+#include <stdlib.h>
+
+// Status codes returned by every grw_* function.
+#define GRW_OK 0
+#define GRW_EINVAL 1
+#define GRW_EINTERNAL 2
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"unsafe"
+
+	"github.com/goreweight/goreweight/goreweight"
+)
+
+// Version is the version of the library (and of the Python package that
+// bundles it).
+const Version = "0.1.0"
+
+// Status codes, equal to the C macros of the same names.
+const (
+	statusOK       = 0
+	statusInvalid  = 1
+	statusInternal = 2
+)
+
+func main() {}
+
+// errNullHandleOut is the error for a NULL handle out-parameter.
+var errNullHandleOut = errors.New("goreweight: handle (the out-parameter) is NULL")
+
+// internalError marks an error as a recovered panic.
+type internalError struct{ msg string }
+
+func (e internalError) Error() string { return e.msg }
+
+// guard is deferred first by every export, as `defer guard(&status, err)()`.
+// It makes a memory fault in Go code a panic for the duration of the call
+// (debug.SetPanicOnFault) and returns the deferred function, which recovers
+// any panic into GRW_EINTERNAL with its message in *err.
+func guard(status *C.int, err **C.char) func() {
+	old := debug.SetPanicOnFault(true)
+	return func() {
+		debug.SetPanicOnFault(old)
+		if p := recover(); p != nil {
+			*status = done(err, internalError{fmt.Sprintf("goreweight: internal error (please report it): %v", p)})
+		}
+	}
+}
+
+// done stores e's message in *err (if err is not NULL) and returns the
+// status for e: GRW_OK for nil, GRW_EINTERNAL for a recovered panic,
+// GRW_EINVAL otherwise.
+func done(err **C.char, e error) C.int {
+	if e == nil {
+		if err != nil {
+			*err = nil
+		}
+		return statusOK
+	}
+	if err != nil {
+		*err = C.CString(e.Error())
+	}
+	var ie internalError
+	if errors.As(e, &ie) {
+		return statusInternal
+	}
+	return statusInvalid
+}
+
+// cString returns a malloc'd copy of b with a terminating NUL.
+func cString(b []byte) *C.char {
+	p := (*byte)(C.malloc(C.size_t(len(b) + 1)))
+	s := unsafe.Slice(p, len(b)+1)
+	copy(s, b)
+	s[len(b)] = 0
+	return (*C.char)(unsafe.Pointer(p))
+}
+
+// setOut stores a malloc'd copy of b in *out; out must not be NULL.
+func setOut(out **C.char, b []byte) error {
+	if out == nil {
+		return errors.New("goreweight: output pointer is NULL")
+	}
+	*out = cString(b)
+	return nil
+}
+
+// goString returns the C string p, or an error naming it when p is NULL.
+func goString(p *C.char, name string) (string, error) {
+	if p == nil {
+		return "", fmt.Errorf("goreweight: %s is NULL", name)
+	}
+	return C.GoString(p), nil
+}
+
+// grw_free frees memory the library returned (error messages, JSON
+// strings). NULL is ignored.
+//
+//export grw_free
+func grw_free(p unsafe.Pointer) {
+	C.free(p)
+}
+
+// grw_version stores the library version, e.g. "0.1.0 (go1.26.0)", in *out
+// (free with grw_free).
+//
+//export grw_version
+func grw_version(out **C.char, err **C.char) (status C.int) {
+	defer guard(&status, err)()
+	return done(err, setOut(out, []byte(Version+" ("+runtime.Version()+")")))
+}
+
+// grw_strategies stores the registered strategy names as a JSON list in
+// *out (free with grw_free).
+//
+//export grw_strategies
+func grw_strategies(out **C.char, err **C.char) (status C.int) {
+	defer guard(&status, err)()
+	b, e := json.Marshal(goreweight.Strategies())
+	if e != nil {
+		return done(err, e)
+	}
+	return done(err, setOut(out, b))
+}
+
+// grw_max_weight_bound stores in *out the largest weight any batch of m
+// finite losses can get at temperature r with score range d (the core's
+// MaxWeightBound).
+//
+//export grw_max_weight_bound
+func grw_max_weight_bound(m C.int64_t, d C.double, r C.double, out *C.double, err **C.char) (status C.int) {
+	defer guard(&status, err)()
+	v, e := maxWeightBound(int64(m), float64(d), float64(r))
+	if e == nil {
+		if out == nil {
+			e = errors.New("goreweight: out is NULL")
+		} else {
+			*out = C.double(v)
+		}
+	}
+	return done(err, e)
+}
+
+// grw_close closes a handle of any kind. Calls already running on it finish
+// normally; later calls get GRW_EINVAL.
+//
+//export grw_close
+func grw_close(h C.uint64_t, err **C.char) (status C.int) {
+	defer guard(&status, err)()
+	return done(err, closeHandle(uint64(h)))
+}

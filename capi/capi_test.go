@@ -1,0 +1,248 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/cdata"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/goreweight/goreweight/goreweight"
+)
+
+// rawBatch points a batch at Go slices (tests only: the C side passes C memory).
+func rawBatch(losses []float32, domains []int32, out []float32) batch {
+	b := batch{losses: unsafe.Pointer(unsafe.SliceData(losses)), out: unsafe.Pointer(unsafe.SliceData(out)), n: int64(len(losses))}
+	if domains != nil {
+		b.domains = unsafe.Pointer(unsafe.SliceData(domains))
+	}
+	return b
+}
+
+func TestWeigherForwardsToTheCore(t *testing.T) {
+	losses := []float32{1, 2, 3, 4, float32(math.NaN()), 0.5, 7}
+	domains := []int32{0, 1, 0, 1, 0, 2, 2}
+	for _, opts := range []string{`{}`, `{"strategy": "quadratic", "cap": 1.5}`, `{"strategy": "topk", "q": 0.5}`,
+		`{"strategy": "extremes", "delta": 2, "domain_multipliers": [1, 0.5, 2]}`} {
+		h, err := weigherNew(opts)
+		if err != nil {
+			t.Fatalf("%s: %v", opts, err)
+		}
+		var o goreweight.Options
+		if err := json.Unmarshal([]byte(opts), &o); err != nil {
+			t.Fatal(err)
+		}
+		w, err := goreweight.NewWeigher(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]float32, len(losses))
+		st, err := w.Weights(want, losses, domains, 0.7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float32, len(losses))
+		res, err := weigherWeights(h, 0.7, rawBatch(losses, domains, got), true)
+		if err != nil {
+			t.Fatalf("%s: %v", opts, err)
+		}
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s: weight %d = %v, core gives %v", opts, i, got[i], want[i])
+			}
+		}
+		if res.nonFinite != 1 {
+			t.Errorf("%s: nonfinite = %d, want 1", opts, res.nonFinite)
+		}
+		if string(res.stats) != string(flatJSON(st)) {
+			t.Errorf("%s: stats %s, core gives %s", opts, res.stats, flatJSON(st))
+		}
+		if err := closeHandle(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestErrorsNameTheProblem(t *testing.T) {
+	h, err := weigherNew(`{"strategy": "linupper"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeHandle(h)
+	rw, err := reweighterNew(`{"schedule": {"kind": "constant", "r": 1}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeHandle(rw)
+	l := []float32{1, 2, 3}
+	out := make([]float32, 3)
+	cases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"unknown field", second(weigherNew(`{"strategy": "linupper", "detla": 1}`)), `unknown field "detla"`},
+		{"trailing data", second(weigherNew(`{} {}`)), "after the value"},
+		{"bad json", second(weigherNew(`{`)), "options JSON"},
+		{"bad strategy", second(weigherNew(`{"strategy": "x"}`)), `unknown strategy "x"`},
+		{"bad delta", second(weigherNew(`{"delta": -1}`)), "delta"},
+		{"no schedule", second(reweighterNew(`{}`)), "schedule kind is missing"},
+		{"null losses", second(weigherWeights(h, 1, batch{out: unsafe.Pointer(&out[0]), n: 3}, false)), "losses is NULL"},
+		{"null out", second(weigherWeights(h, 1, batch{losses: unsafe.Pointer(&l[0]), n: 3}, false)), "weights_out is NULL"},
+		{"empty", second(weigherWeights(h, 1, rawBatch(l[:0], nil, out[:0]), false)), "empty batch"},
+		{"negative n", second(weigherWeights(h, 1, batch{losses: unsafe.Pointer(&l[0]), out: unsafe.Pointer(&out[0]), n: -1}, false)), ">= 1"},
+		{"overlap", second(weigherWeights(h, 1, rawBatch(l, nil, l), false)), "overlaps losses"},
+		{"bad r", second(weigherWeights(h, 0, rawBatch(l, nil, out), false)), "temperature r"},
+		{"wrong kind", second(reweighterWeights(h, rawBatch(l, nil, out), false)), "is a weigher, not a reweighter"},
+		{"closed", second(weigherWeights(1<<60, 1, rawBatch(l, nil, out), false)), "unknown or closed"},
+		{"bad step", reweighterSetStep(rw, -2), "step must be >= 0"},
+		{"bad state", reweighterLoadState(rw, `{"version": 7}`), "state version 7"},
+		{"bad schedule", second(scheduleAt(`{"kind": "linear", "r_start": 1, "r_end": 2}`, 0)), "steps >= 1"},
+		{"negative step", second(scheduleAt(`{"kind": "constant", "r": 1}`, -1)), "step must be >= 0"},
+		{"bad bound", second(maxWeightBound(0, 1, 1)), "m must be >= 1"},
+	}
+	for _, c := range cases {
+		if c.err == nil || !strings.Contains(c.err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one containing %q", c.name, c.err, c.want)
+		}
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+func TestReweighterStateAndStats(t *testing.T) {
+	h, err := reweighterNew(`{"strategy": "linupper", "schedule": {"kind": "linear", "r_start": 10, "r_end": 1, "steps": 4, "warmup": 1}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeHandle(h)
+	if b, _ := reweighterStats(h); string(b) != "{}" {
+		t.Errorf("stats before the first call = %s, want {}", b)
+	}
+	l := []float32{1, 2, 3, 5}
+	out := make([]float32, 4)
+	if _, err := reweighterWeights(h, rawBatch(l, nil, out), false); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := reweighterStats(h)
+	if !strings.Contains(string(b), `"r": Infinity`) || !strings.Contains(string(b), `"uniform": 1`) {
+		t.Errorf("warm-up stats = %s", b)
+	}
+	state, err := reweighterState(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := reweighterRestore(string(state))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeHandle(h2)
+	for k := 0; k < 5; k++ {
+		a, b := make([]float32, 4), make([]float32, 4)
+		if _, err := reweighterWeights(h, rawBatch(l, nil, a), false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reweighterWeights(h2, rawBatch(l, nil, b), false); err != nil {
+			t.Fatal(err)
+		}
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("restored reweighter differs at call %d: %v vs %v", k, a, b)
+			}
+		}
+	}
+	if s, _ := reweighterStep(h2); s != 6 {
+		t.Errorf("step = %d, want 6", s)
+	}
+	if r, _ := reweighterR(h2); r != 1 {
+		t.Errorf("r = %v, want 1", r)
+	}
+	// A failed call does not advance the step and clears the stats.
+	bad := []float32{float32(math.NaN()), float32(math.Inf(1))}
+	if _, err := reweighterWeights(h2, rawBatch(bad, nil, make([]float32, 2)), false); err == nil {
+		t.Fatal("all non-finite: no error")
+	}
+	if s, _ := reweighterStep(h2); s != 6 {
+		t.Errorf("step after an error = %d, want 6", s)
+	}
+	if b, _ := reweighterStats(h2); string(b) != "{}" {
+		t.Errorf("stats after an error = %s, want {}", b)
+	}
+}
+
+func TestFlatJSONReadsBackInPython(t *testing.T) {
+	st := &goreweight.Stats{R: math.Inf(1), LossMean: 0.1, Domains: []goreweight.DomainStats{{Count: 1, MeanLoss: math.NaN()}}}
+	b := string(flatJSON(st))
+	for _, want := range []string{`"r": Infinity`, `"loss_mean": 0.1`, `"domain/0/mean_loss": NaN`, `"m": 0`} {
+		if !strings.Contains(b, want) {
+			t.Errorf("flatJSON = %s, missing %s", b, want)
+		}
+	}
+}
+
+func TestArrowImport(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	bld := array.NewFloat64Builder(mem)
+	bld.AppendValues([]float64{1, 2, 3, 4}, []bool{true, false, true, true})
+	arr := bld.NewArray()
+	bld.Release()
+	var cs cdata.CArrowSchema
+	var ca cdata.CArrowArray
+	cdata.ExportArrowArray(arr, &ca, &cs)
+	arr.Release()
+	var scratch []float32
+	l, release, err := importArrowLosses(unsafe.Pointer(&cs), unsafe.Pointer(&ca), &scratch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if len(l) != 4 || l[0] != 1 || !math.IsNaN(float64(l[1])) || l[3] != 4 {
+		t.Errorf("imported %v, want [1 NaN 3 4]", l)
+	}
+	if _, _, err := importArrowLosses(nil, unsafe.Pointer(&ca), &scratch); err == nil || !strings.Contains(err.Error(), "schema") {
+		t.Errorf("NULL schema: %v", err)
+	}
+}
+
+// TestCExample builds the shared library and capi/example/example.c and
+// runs the program.
+func TestCExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the c-shared library: skipped with -short")
+	}
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Fatalf("no C compiler (cc) on PATH: %v", err)
+	}
+	dir := t.TempDir()
+	lib := filepath.Join(dir, "libgoreweight.so")
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	build := exec.Command(gobin, "build", "-buildmode=c-shared", "-o", lib, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build -buildmode=c-shared: %v\n%s", err, out)
+	}
+	exe := filepath.Join(dir, "example")
+	if out, err := exec.Command(cc, "-Wall", "-Werror", "-o", exe, filepath.Join("example", "example.c"), "-I"+dir, lib, "-Wl,-rpath,"+dir, "-lm").CombinedOutput(); err != nil {
+		t.Fatalf("cc: %v\n%s", err, out)
+	}
+	out, err := exec.Command(exe).CombinedOutput()
+	if err != nil {
+		t.Fatalf("example: %v\n%s", err, out)
+	}
+	for _, want := range []string{"linupper 0.119271 0.232307 0.324211 0.324211 0.000000", "nonfinite 1",
+		"arrow_equal 1", "arrow_released 1", "bad_strategy_status 1", "closed_handle_status 1",
+		"step1 0.250000 0.250000 0.250000 0.250000", "restored_step 3", "schedule_r 50.5000", "warmup_r_is_inf 1", "\nok\n"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("example output lacks %q:\n%s", want, out)
+		}
+	}
+	_ = os.Remove(exe)
+}

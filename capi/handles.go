@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"sync"
+)
+
+// An object is anything a handle refers to. Each object guards itself with
+// its own mutex, held by every export while it uses the object.
+type object interface {
+	// kind names the object in error messages ("weigher", "reweighter").
+	kind() string
+}
+
+// handles is the process-wide table of live objects. Handles are never
+// reused, so a stale handle is an error rather than someone else's object.
+var handles = struct {
+	sync.RWMutex
+	next uint64
+	m    map[uint64]object
+}{m: map[uint64]object{}}
+
+// newHandle registers o and returns its handle (never 0).
+func newHandle(o object) uint64 {
+	handles.Lock()
+	defer handles.Unlock()
+	handles.next++
+	handles.m[handles.next] = o
+	return handles.next
+}
+
+// lookup returns the object of handle h if it is a T.
+func lookup[T object](h uint64) (T, error) {
+	var zero T
+	handles.RLock()
+	o, ok := handles.m[h]
+	handles.RUnlock()
+	if !ok {
+		return zero, fmt.Errorf("goreweight: handle %d is unknown or closed", h)
+	}
+	t, ok := o.(T)
+	if !ok {
+		return zero, fmt.Errorf("goreweight: handle %d is a %s, not a %s", h, o.kind(), zero.kind())
+	}
+	return t, nil
+}
+
+// closeHandle forgets handle h. Calls running on its object finish normally.
+func closeHandle(h uint64) error {
+	handles.Lock()
+	defer handles.Unlock()
+	if _, ok := handles.m[h]; !ok {
+		return fmt.Errorf("goreweight: handle %d is unknown or closed", h)
+	}
+	delete(handles.m, h)
+	return nil
+}
+
+// liveHandles returns the number of open handles (for tests and leak checks).
+func liveHandles() int {
+	handles.RLock()
+	defer handles.RUnlock()
+	return len(handles.m)
+}
