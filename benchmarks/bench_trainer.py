@@ -125,15 +125,16 @@ def last_json(text: str) -> Optional[Dict[str, Any]]:
 # ---------------------------------------------------------------- builds
 
 
-def build_go(tmp: str) -> Tuple[Optional[str], str]:
-    """Builds gostep into tmp; returns (binary or None, a note). Tries OpenBLAS first."""
+def build_go(tmp: str, openblas: bool = True) -> Tuple[Optional[str], str]:
+    """Builds gostep into tmp; returns (binary or None, a note). Tries OpenBLAS
+    first (unless ``openblas`` is False), then pure-Go gonum."""
     go = shutil.which("go")
     if not go:
         return None, "Go toolchain not found (go not on PATH): the Go side is skipped"
     exe = os.path.join(tmp, "gostep")
     env = dict(os.environ, CGO_ENABLED="1")
     notes = []
-    for tags in (["-tags", "openblas"], []):
+    for tags in ((["-tags", "openblas"], []) if openblas else ([],)):
         r = subprocess.run([go, "build", *tags, "-o", exe, "./benchmarks/gostep"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=900)
         if r.returncode == 0:
@@ -213,7 +214,9 @@ def run(rec: Records, configs: Dict[str, TrainConfig], runs: int, steps: int, wa
     notes: List[str] = []
     env = child_env(threads)
     with tempfile.TemporaryDirectory(prefix="goreweight-bench-") as tmp:
-        gostep, note = build_go(tmp)
+        # tiny: gonum only, whose packages `go test ./...` has already compiled,
+        # so the smoke test does not wait for a cold cgo build.
+        gostep, note = build_go(tmp, openblas=level != "tiny")
         if note:
             notes.append(note)
         peak, peak_how = fma_peak(tmp, threads, level)
@@ -223,8 +226,9 @@ def run(rec: Records, configs: Dict[str, TrainConfig], runs: int, steps: int, wa
             notes.append(peak_how)
         mm = matmul_peak(threads, level)
         rec.add(BENCH, "machine", "torch.mm", "gflops", mm)
-        base_rss = torch_import_rss(env)
-        rec.add(BENCH, "machine", "pytorch(import only)", "peak_rss_mib", base_rss / 1024)
+        base_rss = torch_import_rss(env) if level != "tiny" else 0  # tiny: save a PyTorch start-up
+        if base_rss > 0:
+            rec.add(BENCH, "machine", "pytorch(import only)", "peak_rss_mib", base_rss / 1024)
 
         rows: List[List[str]] = []
         for cname, cfg in configs.items():

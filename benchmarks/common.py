@@ -50,7 +50,15 @@ class Records:
         return s
 
     def as_list(self) -> List[Dict[str, Any]]:
-        return [r.as_dict() for r in self.items]
+        """The records as plain dicts; a non-finite value becomes None (JSON null),
+        so that the file is strict JSON."""
+        out = []
+        for r in self.items:
+            d = r.as_dict()
+            if not math.isfinite(d["value"]):
+                d["value"] = None
+            out.append(d)
+        return out
 
 
 @dataclass
