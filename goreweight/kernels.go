@@ -9,10 +9,10 @@ import "math"
 // and other CPUs. The chunk partition is unchanged, so results stay
 // identical for any thread count on a given machine.
 
-// expParams are the normalisation and score constants of pass 2, each
-// broadcast to 4 lanes; the layout is fixed by kernels_amd64.s.
+// expParams are the constants of pass 2's vector kernel, each broadcast to
+// 4 lanes (see expKernelParams); the layout is fixed by kernels_amd64.s.
 type expParams struct {
-	lmin, sc, d, sup, invR, shift [4]float64
+	lmin, a, b, c, invR [4]float64
 }
 
 // expAcc holds pass 2's per-lane sums; the layout is fixed by
@@ -37,3 +37,47 @@ func max4(v *[4]float64) float64 { return max(max(v[0], v[1]), max(v[2], v[3])) 
 func min4(v *[4]float64) float64 { return min(min(v[0], v[1]), min(v[2], v[3])) }
 
 var inf = math.Inf(1)
+
+// expKernelParams folds the normalisation, score and temperature of
+// Weigher.scores into expScoresAVX2's kind and constants: with
+// q = l - lmin and x = q·A + B (one FMA),
+//
+//	linupper   z = min(q·sc - δ, 0)·invR           = min(x, 0)
+//	dro-kl     z = (q·sc - δ - sup)·invR           = min(x, 0)
+//	extremes   z = (|q·sc - δ| - sup)·invR         = min(|x| + C, 0)
+//	quadratic  z = (1 - u² - sup)·invR, u = q·sc - 1 = x, z = C - x·(x·invR)
+//
+// The folded forms round differently from the pure-Go loop, by a few ulps
+// of terms of size ~δ/r: relative weight differences ~1e-16·δ/r, far below
+// the 1e-6 contract. Scores never exceed their supremum, so z <= 0; the
+// clamps keep rounding from pushing z above 0. ok is false for a tiny r
+// (below 1e-6·max(δ, 1)) and in the rescue pass; the pure-Go loop then runs.
+func (w *Weigher) expKernelParams() (kind int, p expParams, ok bool) {
+	if w.rescue {
+		// The rescue pass shifts by the maximum exponent as the pure-Go loop
+		// computes it; it is rare, so it runs in Go.
+		return 0, p, false
+	}
+	sc, invR, d, sup := w.scale, w.invR, w.opts.Delta, w.sup
+	var A, B, C float64
+	kind = w.kind
+	switch w.kind {
+	case kindLinUpper:
+		A, B = sc*invR, -d*invR
+	case kindDROKL:
+		kind, A, B = kindLinUpper, sc*invR, -(d+sup)*invR
+	case kindExtremes:
+		A, B, C = sc*invR, -d*invR, -sup*invR
+	case kindQuadratic:
+		A, B, C = sc, -1, (1-sup)*invR
+	default:
+		return 0, p, false
+	}
+	// The exponents' absolute rounding error is a few ulps of δ/r: keep it
+	// below 1e-9, so that weights stay within 1e-8 relative of the pure-Go
+	// loop's (and A finite: a tiny spread makes sc huge). Smaller r runs in Go.
+	if !(max(d, 1)*invR <= 1e6 && abs(A) < 1e300) {
+		return 0, p, false
+	}
+	return kind, expParams{lmin: bcast(w.lmin), a: bcast(A), b: bcast(B), c: bcast(C), invR: bcast(invR)}, true
+}

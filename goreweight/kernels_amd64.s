@@ -118,52 +118,71 @@ DATA expc<>+656(SB)/8, $0x3ff0000000000000
 DATA expc<>+664(SB)/8, $0x3ff0000000000000
 GLOBL expc<>(SB), RODATA|NOPTR, $672
 
-// EXP4 sets Y9 = e^Y7 in each of the 4 float64 lanes, for Y7 <= ~0 (0 when
-// Y7 < -707); it clobbers Y8 and Y11 and reads only expc<>.
+// EXP4 sets Y14 = e^Y7 in each of the 4 float64 lanes, for Y7 <= ~0 (0 when
+// Y7 < -707); it keeps Y7, clobbers Y8-Y15 and reads only expc<>.
 //
 // Method: z = n·ln2 + t with n = round(z/ln2) and |t| <= ln2/2; then
-// e^z = 2^n · p(t), p the degree-13 Taylor polynomial of e^t, and 2^n is
-// applied by adding n to the exponent field of p (p is in [0.70, 1.42] and
-// n >= -1020 for z >= -707, so the result is a normal number). Line by line:
-//   Y8  = S                          S = 1.5·2^52
-//   Y8  = z·(1/ln2) + S              one rounding: Y8 = S + n exactly, so its
-//                                    low mantissa bits hold n (two's complement)
-//   Y11 = Y8 - S = n                 exact
-//   Y9  = z - n·ln2hi                ln2hi has 32 significant bits: n·ln2hi is
-//                                    exact for |n| < 2^21, and FNMADD rounds once
-//   Y9  = Y9 - n·ln2lo               = t; ln2hi + ln2lo = ln2 to ~2^-90
-//   Y11 = t
-//   Y9  = 1/13!; Y9 = Y9·t + 1/k! for k = 12..0 (Horner, 13 FMAs) = p(t)
-//   Y8  = Y8 << 52                   = n << 52 (the bits of S shift out)
-//   Y9  = Y9 + Y8 (64-bit integers)  = p·2^n
+// e^z = 2^n · p(t), p the degree-13 Taylor polynomial of e^t evaluated by
+// Estrin's scheme (latency ~5 FMAs instead of Horner's 13; the loop is
+// latency-bound), and 2^n applied by adding n to the exponent field of p
+// (p is in [0.70, 1.42] and n >= -1020 for z >= -707, so the result is a
+// normal number). With c_k = 1/k!, line by line:
+//   Y8  = S                       S = 1.5·2^52
+//   Y8  = z·(1/ln2) + S           one rounding: Y8 = S + n exactly, so its low
+//                                 mantissa bits hold n (two's complement)
+//   Y12 = Y8 - S = n              exact
+//   Y9  = z
+//   Y9  = Y9 - n·ln2hi            ln2hi has 32 significant bits: n·ln2hi is
+//                                 exact for |n| < 2^21, and the FMA rounds once
+//   Y9  = Y9 - n·ln2lo            = t; ln2hi + ln2lo = ln2 to ~2^-90
+//   Y10 = t², Y11 = t⁴
+//   Y12 = c13·t + c12; Y13 = c11·t + c10; Y14 = c9·t + c8
+//   Y13 = Y13·t² + Y14            c8 + ... + c11·t³
+//   Y13 = Y12·t⁴ + Y13            hi = c8 + ... + c13·t⁵
+//   Y12 = c7·t + c6; Y14 = c5·t + c4
+//   Y12 = Y12·t² + Y14            c4 + ... + c7·t³
+//   Y14 = c3·t + c2; Y15 = t + 1 (= c1·t + c0)
+//   Y14 = Y14·t² + Y15            c0 + ... + c3·t³
+//   Y14 = Y12·t⁴ + Y14            lo = c0 + ... + c7·t⁷
+//   Y11 = t⁸
+//   Y14 = hi·t⁸ + lo              = p(t)
+//   Y8  = Y8 << 52                = n << 52 (the bits of S shift out)
+//   Y14 = Y14 + Y8 (int64 add)    = p·2^n
 //   Y8  = (z < -707) ? all ones : 0
-//   Y9  = ~Y8 & Y9                   0 below the domain (as expNeg)
+//   Y14 = ~Y8 & Y14               0 below the domain (as expNeg)
 #define EXP4 \
 	VMOVUPD      expc<>+32(SB), Y8 \
 	VFMADD231PD  expc<>+0(SB), Y7, Y8 \
-	VSUBPD       expc<>+32(SB), Y8, Y11 \
+	VSUBPD       expc<>+32(SB), Y8, Y12 \
 	VMOVAPD      Y7, Y9 \
-	VFNMADD231PD expc<>+64(SB), Y11, Y9 \
-	VFNMADD231PD expc<>+96(SB), Y11, Y9 \
-	VMOVAPD      Y9, Y11 \
-	VMOVUPD      expc<>+224(SB), Y9 \
-	VFMADD213PD  expc<>+256(SB), Y11, Y9 \
-	VFMADD213PD  expc<>+288(SB), Y11, Y9 \
-	VFMADD213PD  expc<>+320(SB), Y11, Y9 \
-	VFMADD213PD  expc<>+352(SB), Y11, Y9 \
-	VFMADD213PD  expc<>+384(SB), Y11, Y9 \
-	VFMADD213PD  expc<>+416(SB), Y11, Y9 \
-	VFMADD213PD  expc<>+448(SB), Y11, Y9 \
-	VFMADD213PD  expc<>+480(SB), Y11, Y9 \
-	VFMADD213PD  expc<>+512(SB), Y11, Y9 \
-	VFMADD213PD  expc<>+544(SB), Y11, Y9 \
-	VFMADD213PD  expc<>+576(SB), Y11, Y9 \
-	VFMADD213PD  expc<>+608(SB), Y11, Y9 \
-	VFMADD213PD  expc<>+640(SB), Y11, Y9 \
+	VFNMADD231PD expc<>+64(SB), Y12, Y9 \
+	VFNMADD231PD expc<>+96(SB), Y12, Y9 \
+	VMULPD       Y9, Y9, Y10 \
+	VMULPD       Y10, Y10, Y11 \
+	VMOVUPD      expc<>+224(SB), Y12 \
+	VFMADD213PD  expc<>+256(SB), Y9, Y12 \
+	VMOVUPD      expc<>+288(SB), Y13 \
+	VFMADD213PD  expc<>+320(SB), Y9, Y13 \
+	VMOVUPD      expc<>+352(SB), Y14 \
+	VFMADD213PD  expc<>+384(SB), Y9, Y14 \
+	VFMADD213PD  Y14, Y10, Y13 \
+	VFMADD231PD  Y12, Y11, Y13 \
+	VMOVUPD      expc<>+416(SB), Y12 \
+	VFMADD213PD  expc<>+448(SB), Y9, Y12 \
+	VMOVUPD      expc<>+480(SB), Y14 \
+	VFMADD213PD  expc<>+512(SB), Y9, Y14 \
+	VFMADD213PD  Y14, Y10, Y12 \
+	VMOVUPD      expc<>+544(SB), Y14 \
+	VFMADD213PD  expc<>+576(SB), Y9, Y14 \
+	VADDPD       expc<>+640(SB), Y9, Y15 \
+	VFMADD213PD  Y15, Y10, Y14 \
+	VFMADD231PD  Y12, Y11, Y14 \
+	VMULPD       Y11, Y11, Y11 \
+	VFMADD231PD  Y13, Y11, Y14 \
 	VPSLLQ       $52, Y8, Y8 \
-	VPADDQ       Y8, Y9, Y9 \
+	VPADDQ       Y8, Y14, Y14 \
 	VCMPPD       $1, expc<>+128(SB), Y7, Y8 \
-	VANDNPD      Y9, Y8, Y9
+	VANDNPD      Y14, Y8, Y14
 
 // func expVecAVX2(dst, x []float64)
 // dst[i] = e^x[i] (EXP4) for i < len(x) rounded down to a multiple of 4.
@@ -176,8 +195,8 @@ TEXT ·expVecAVX2(SB), NOSPLIT, $0-48
 
 expvec_loop:
 	VMOVUPD (SI), Y7          // z
-	EXP4                      // Y9 = e^z
-	VMOVUPD Y9, (DI)
+	EXP4                      // Y14 = e^z
+	VMOVUPD Y14, (DI)
 	ADDQ    $32, SI
 	ADDQ    $32, DI
 	DECQ    CX
@@ -189,23 +208,21 @@ expvec_done:
 
 // func expScoresAVX2(kind int, dst, ls []float32, p *expParams, a *expAcc)
 // Pass 2 of the fast path, 4 samples at a time, for len(ls) rounded down
-// to a multiple of 4: the exponent z = (score - sup)·invR - shift of
-// each loss, e = e^z (EXP4), dst = float32(e), and the lane sums
-// a.s += e, a.s2 += e·e, a.el += e·z, a.sl += e·l, a.zmax = max(a.zmax, z),
-// a.zmin = min(a.zmin, z). The score arithmetic is Weigher.scores's,
-// operation for operation.
+// to a multiple of 4. With q = l - lmin and x = q·A + B (one FMA), the
+// exponent z of each loss is (p's fields are set by Weigher.expFastAVX2):
+//   kindLinUpper  z = min(x, C)           (also dro-kl, with C = 0)
+//   kindQuadratic z = C - x·(x·invR)      (x = u, A = sc, B = -1)
+//   kindExtremes  z = min(|x| + C, 0)
+// then e = e^z (EXP4), dst = float32(e), and the lane sums a.s += e,
+// a.s2 += e·e, a.el += e·z, a.sl += e·l, a.zmax = max(a.zmax, z),
+// a.zmin = min(a.zmin, z).
 TEXT ·expScoresAVX2(SB), NOSPLIT, $0-72
 	MOVQ kind+0(FP), DX
 	MOVQ dst_base+8(FP), DI
 	MOVQ ls_base+32(FP), SI
 	MOVQ ls_len+40(FP), CX
-	MOVQ p+56(FP), AX
+	MOVQ p+56(FP), AX         // lmin +0, A +32, B +64, C +96, invR +128
 	MOVQ a+64(FP), BX
-	VMOVUPD 0(AX), Y15        // lmin
-	VMOVUPD 32(AX), Y14       // sc
-	VMOVUPD 64(AX), Y13       // d (quadratic: 1)
-	VMOVUPD 96(AX), Y10       // sup
-	VMOVUPD 128(AX), Y12      // invR; shift stays in memory at 160(AX)
 	VMOVUPD 0(BX), Y0         // Σe
 	VMOVUPD 32(BX), Y1        // Σe²
 	VMOVUPD 64(BX), Y2        // Σe·z
@@ -216,44 +233,40 @@ TEXT ·expScoresAVX2(SB), NOSPLIT, $0-72
 	JZ   scores_done
 
 scores_loop:
-	VCVTPS2PD (SI), Y6        // l = float64(losses[i..i+3])
-	VSUBPD    Y15, Y6, Y7     // l - lmin
-	VMULPD    Y14, Y7, Y7     // (l - lmin)·sc
-	VSUBPD    Y13, Y7, Y7     // x = (l - lmin)·sc - d (quadratic: u = x/δ)
-	CMPQ      DX, $1          // kindLinUpper?
-	JNE       scores_notlin
-	VXORPD    Y11, Y11, Y11   // 0
-	VMINPD    Y7, Y11, Y7     // (0 < x) ? 0 : x, i.e. "if x > 0 { x = 0 }"
-	JMP       scores_scaled
+	VCVTPS2PD   (SI), Y6      // l = float64(losses[i..i+3])
+	VSUBPD      0(AX), Y6, Y7 // q = l - lmin (exact: both are float32 values)
+	VMOVUPD     64(AX), Y8    // B
+	VFMADD231PD 32(AX), Y7, Y8 // x = q·A + B
+	CMPQ        DX, $1        // kindLinUpper?
+	JNE         scores_notlin
+	VMOVUPD     96(AX), Y9    // C
+	VMINPD      Y8, Y9, Y7    // z = (C < x) ? C : x
+	JMP         scores_exp
 
 scores_notlin:
-	CMPQ   DX, $2             // kindQuadratic?
-	JNE    scores_notquad
-	VMULPD Y7, Y7, Y7         // u·u
-	VMOVUPD expc<>+160(SB), Y11
-	VSUBPD Y7, Y11, Y7        // 1 - u·u
-	JMP    scores_subsup
+	CMPQ         DX, $2       // kindQuadratic?
+	JNE          scores_notquad
+	VMULPD       128(AX), Y8, Y9 // v = u·invR
+	VMOVUPD      96(AX), Y7   // C
+	VFNMADD231PD Y9, Y8, Y7   // z = C - u·v
+	JMP          scores_exp
 
 scores_notquad:
-	CMPQ   DX, $3             // kindExtremes? (else kindDROKL: x itself)
-	JNE    scores_subsup
-	VANDPD expc<>+192(SB), Y7, Y7 // |x|
+	VANDPD expc<>+192(SB), Y8, Y8 // kindExtremes: |x|
+	VADDPD 96(AX), Y8, Y8     // |x| + C
+	VXORPD Y9, Y9, Y9         // 0
+	VMINPD Y8, Y9, Y7         // z = (0 < |x| + C) ? 0 : |x| + C
 
-scores_subsup:
-	VSUBPD Y10, Y7, Y7        // score - sup
-
-scores_scaled:
-	VMULPD Y12, Y7, Y7        // ·invR
-	VSUBPD 160(AX), Y7, Y7    // z = ... - shift
-	EXP4                      // Y9 = e = e^z
-	VADDPD      Y9, Y0, Y0    // Σe   += e
-	VFMADD231PD Y9, Y9, Y1    // Σe²  += e·e
-	VFMADD231PD Y9, Y7, Y2    // Σe·z += e·z
-	VFMADD231PD Y9, Y6, Y3    // Σe·l += e·l
+scores_exp:
+	EXP4                      // Y14 = e = e^z
+	VADDPD      Y14, Y0, Y0   // Σe   += e
+	VFMADD231PD Y14, Y14, Y1  // Σe²  += e·e
+	VFMADD231PD Y14, Y7, Y2   // Σe·z += e·z
+	VFMADD231PD Y14, Y6, Y3   // Σe·l += e·l
 	VMAXPD      Y7, Y4, Y4    // max z
 	VMINPD      Y7, Y5, Y5    // min z
-	VCVTPD2PSY  Y9, X9        // float32(e), round to nearest
-	VMOVUPS     X9, (DI)      // dst[i..i+3]
+	VCVTPD2PSY  Y14, X14      // float32(e), round to nearest
+	VMOVUPS     X14, (DI)     // dst[i..i+3]
 	ADDQ        $16, SI
 	ADDQ        $16, DI
 	DECQ        CX

@@ -56,7 +56,8 @@ type Weigher struct {
 	invR, shift float64 // z = (score - sup)·invR; ln e = z + log m_d - shift
 	sup         float64
 	uniform     bool
-	bad         int // non-finite losses in this batch
+	rescue      bool // pass 2 runs again, shifted by the maximum exponent
+	bad         int  // non-finite losses in this batch
 
 	// scratch
 	parts  []partial
@@ -219,7 +220,7 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	}
 
 	// Pass 2: exponentiate, and sum what the statistics need.
-	w.phase = phaseExp
+	w.phase, w.rescue = phaseExp, false
 	w.job.parallelFor(nc, w)
 	s := w.sumParts(nc)
 	if s.emax < tinyMax {
@@ -233,7 +234,7 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 		if math.IsInf(zmax, -1) {
 			return nil, fmt.Errorf("goreweight: every sample has weight 0 (are the domain multipliers of all domains in the batch 0?)")
 		}
-		w.shift = zmax
+		w.shift, w.rescue = zmax, true
 		w.phase = phaseExp
 		w.job.parallelFor(nc, w)
 		s = w.sumParts(nc)
@@ -583,8 +584,7 @@ func (w *Weigher) exp(lo, hi int, p *partial, da []domAcc) {
 // expFast is pass 2 for the common case: a built-in score, every loss
 // finite, no domains. Two sets of accumulators halve the add chains.
 func (w *Weigher) expFast(lo, hi int, p *partial) {
-	if useAVX2 && !w.uniform {
-		w.expFastAVX2(lo, hi, p)
+	if useAVX2 && !w.uniform && w.expFastAVX2(lo, hi, p) {
 		return
 	}
 	var zb, eb [blockSize]float64
@@ -715,16 +715,16 @@ func (w *Weigher) customScores() error {
 }
 
 // expFastAVX2 is expFast with the bulk of the chunk in expScoresAVX2 and
-// the last len%4 samples in Go.
-func (w *Weigher) expFastAVX2(lo, hi int, p *partial) {
-	prm := expParams{lmin: bcast(w.lmin), sc: bcast(w.scale), d: bcast(w.opts.Delta), sup: bcast(w.sup),
-		invR: bcast(w.invR), shift: bcast(w.shift)}
-	if w.kind == kindQuadratic {
-		prm.d = bcast(1)
+// the last len%4 samples in Go. It returns false, having done nothing, when
+// the kernel's folded constants could overflow (see expKernelParams).
+func (w *Weigher) expFastAVX2(lo, hi int, p *partial) bool {
+	kind, prm, ok := w.expKernelParams()
+	if !ok {
+		return false
 	}
 	a := expAcc{zmax: bcast(-inf), zmin: bcast(inf)}
 	n := (hi - lo) &^ 3
-	expScoresAVX2(w.kind, w.dst[lo:lo+n], w.losses[lo:lo+n], &prm, &a)
+	expScoresAVX2(kind, w.dst[lo:lo+n], w.losses[lo:lo+n], &prm, &a)
 	s, s2, el, sl := sum4(&a.s), sum4(&a.s2), sum4(&a.el), sum4(&a.sl)
 	zmax, zmin := max4(&a.zmax), min4(&a.zmin)
 	if n < hi-lo {
@@ -744,4 +744,5 @@ func (w *Weigher) expFastAVX2(lo, hi int, p *partial) {
 	}
 	p.s, p.s2, p.el, p.sl = s, s2, el, sl
 	p.emax, p.emin = expNeg(zmax), expNeg(zmin)
+	return true
 }
