@@ -15,6 +15,7 @@ type layerActs struct {
 	res2                  []float32 // N×C residual after attention
 	ln2, ln2Mean, ln2Rstd []float32 // N×C, N, N
 	fc, fcGelu            []float32 // N×4C before and after GELU
+	fcTanh                []float32 // N×4C the tanh inside GELU, for its backward
 	fcProj                []float32 // N×C
 	res3                  []float32 // N×C residual after the MLP: the block's output
 }
@@ -66,7 +67,7 @@ func (c *carver) take(n int) []float32 {
 // or an error when it is unreasonably large.
 func actSize(cfg Config, B, T, nLayers int) (int, error) {
 	N, C := int64(B)*int64(T), int64(cfg.Width)
-	perLayer := N*(18*C+4) + int64(B)*int64(cfg.Heads)*int64(T)*int64(T)
+	perLayer := N*(22*C+4) + int64(B)*int64(cfg.Heads)*int64(T)*int64(T)
 	total := int64(nLayers)*perLayer + N*(2*C+2+int64(cfg.Vocab)+1)
 	if total > maxElements || perLayer > maxElements {
 		return 0, fmt.Errorf("gpt: activations for B=%d T=%d need %d floats, too many", B, T, total)
@@ -104,7 +105,7 @@ func (a *acts) ensure(cfg Config, B, T, nLayers int) error {
 		la.att = c.take(B * H * T * T)
 		la.atty, la.attProj, la.res2 = c.take(N*C), c.take(N*C), c.take(N*C)
 		la.ln2, la.ln2Mean, la.ln2Rstd = c.take(N*C), c.take(N), c.take(N)
-		la.fc, la.fcGelu = c.take(N*4*C), c.take(N*4*C)
+		la.fc, la.fcGelu, la.fcTanh = c.take(N*4*C), c.take(N*4*C), c.take(N*4*C)
 		la.fcProj, la.res3 = c.take(N*C), c.take(N*C)
 	}
 	a.lnf, a.lnfMean, a.lnfRstd = c.take(N*C), c.take(N), c.take(N)

@@ -248,7 +248,7 @@ func (m *Model) forward(a *acts, tokens, targets []int32) {
 		m.res.Forward(la.res2, x, la.attProj)
 		b.ln2.Forward(la.ln2, la.ln2Mean, la.ln2Rstd, la.res2, N)
 		b.fc.Forward(la.fc, la.ln2, N)
-		m.gelu.Forward(la.fcGelu, la.fc)
+		m.gelu.Forward(la.fcGelu, la.fcTanh, la.fc)
 		b.fcProj.Forward(la.fcProj, la.fcGelu, N)
 		m.res.Forward(la.res3, la.res2, la.fcProj)
 		x = la.res3
@@ -327,7 +327,7 @@ func (m *Model) Backward(weights []float32) error {
 		clear(g.dx)
 		m.res.Backward(g.dres2, g.dfcProj, g.dres)
 		b.fcProj.Backward(g.dfcGelu, g.dfcProj, la.fcGelu, N)
-		m.gelu.Backward(g.dfc, g.dfcGelu, la.fc)
+		m.gelu.Backward(g.dfc, g.dfcGelu, la.fc, la.fcTanh)
 		b.fc.Backward(g.dln2, g.dfc, la.ln2, N)
 		b.ln2.Backward(g.dres2, g.dln2, la.res2, la.ln2Mean, la.ln2Rstd, N)
 		m.res.Backward(g.dx, g.dattProj, g.dres2)

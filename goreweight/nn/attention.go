@@ -1,6 +1,10 @@
 package nn
 
-import "math"
+import (
+	"math"
+
+	"github.com/goreweight/goreweight/goreweight/nn/internal/fastmath"
+)
 
 // Attention is causal multi-head self-attention over a packed qkv buffer (the
 // output of GPT's c_attn Linear): for sequence b, head h and hs = C/H,
@@ -66,13 +70,7 @@ func softmaxCausalRow(row []float32, t int) {
 	for _, v := range s[1:] {
 		mx = max(mx, v)
 	}
-	var sum float32
-	for j, v := range s {
-		e := expf(v - mx)
-		s[j] = e
-		sum += e
-	}
-	inv := 1 / sum
+	inv := 1 / fastmath.ExpSum(s, mx)
 	for j := range s {
 		s[j] *= inv
 	}

@@ -1,6 +1,10 @@
 package nn
 
-import "math"
+import (
+	"math"
+
+	"github.com/goreweight/goreweight/goreweight/nn/internal/fastmath"
+)
 
 // SoftmaxCrossEntropy turns rows of logits into probabilities and per-row
 // cross-entropy losses against integer targets; a negative target marks a row
@@ -24,12 +28,10 @@ func (SoftmaxCrossEntropy) Forward(probs, losses, logits []float32, targets []in
 			for _, v := range l[1:] {
 				mx = max(mx, v)
 			}
-			var sum float64
-			for j, v := range l {
-				e := expf(v - mx)
-				p[j] = e
-				sum += float64(e)
+			if &p[0] != &l[0] {
+				copy(p, l)
 			}
+			sum := float64(fastmath.ExpSum(p, mx))
 			inv := float32(1 / sum)
 			for j := range p {
 				p[j] *= inv

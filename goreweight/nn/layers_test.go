@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/goreweight/goreweight/goreweight/nn/internal/fastmath"
 )
 
 // ---- helpers ----------------------------------------------------------------
@@ -217,7 +219,8 @@ func TestGELU(t *testing.T) {
 		x := randn(r, 9000, 2.5) // above geluGrain, so the split runs
 		x[0], x[1], x[2] = 0, 12, -12
 		out := make([]float32, len(x))
-		GELU{}.Forward(out, x)
+		th := make([]float32, len(x))
+		GELU{}.Forward(out, th, x)
 		for i, v := range x {
 			u := float64(v)
 			want := 0.5 * u * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(u+0.044715*u*u*u)))
@@ -225,13 +228,28 @@ func TestGELU(t *testing.T) {
 				t.Fatalf("gelu(%g) = %g, want %g", v, out[i], want)
 			}
 		}
+		out2 := make([]float32, len(x))
+		GELU{}.Forward(out2, nil, x)
+		if maxAbsDiff(out, out2) != 0 {
+			t.Fatal("Forward with and without tanhU differ")
+		}
 		xs := x[:300]
 		dOut := randn(r, len(xs), 1)
 		o := out[:len(xs)]
-		f := func() float64 { GELU{}.Forward(o, xs); return dot64(o, dOut) }
+		f := func() float64 { GELU{}.Forward(o, nil, xs); return dot64(o, dOut) }
 		dx := make([]float32, len(xs))
-		GELU{}.Backward(dx, dOut, xs)
+		GELU{}.Backward(dx, dOut, xs, nil)
 		fdCheck(t, "GELU dIn", xs, dx, f, 1e-2, 3e-3)
+		dx2 := make([]float32, len(xs))
+		GELU{}.Forward(o, th[:len(xs)], xs)
+		GELU{}.Backward(dx2, dOut, xs, th[:len(xs)])
+		var scale float64
+		for _, v := range dx {
+			scale = math.Max(scale, math.Abs(float64(v)))
+		}
+		if d := maxAbsDiff(dx, dx2); d > 1e-5*scale {
+			t.Fatalf("Backward with stored tanhU differs from recomputing it by %g", d)
+		}
 	})
 }
 
@@ -428,4 +446,17 @@ func TestBackendName(t *testing.T) {
 		t.Fatalf("Backend() = %q", b)
 	}
 	t.Logf("backend %s, %d threads", Backend(), Threads())
+}
+
+// TestLayersWithoutSIMD reruns the layers that use fastmath's kernels on the
+// scalar path.
+func TestLayersWithoutSIMD(t *testing.T) {
+	if !fastmath.UseSIMD {
+		t.Skip("the scalar path is the only one here")
+	}
+	fastmath.UseSIMD = false
+	defer func() { fastmath.UseSIMD = true }()
+	t.Run("GELU", TestGELU)
+	t.Run("Attention", TestAttention)
+	t.Run("SoftmaxCrossEntropy", TestSoftmaxCrossEntropy)
 }
