@@ -26,7 +26,10 @@ const (
 	expMin = -707.0
 )
 
-// expNeg returns e^x for x <= 0. It is the only exponential on the hot path.
+// expNeg returns e^x for x <= 0. It is the exponential of the pure-Go
+// loops; on amd64 with AVX2 and FMA, pass 2's fast path uses the EXP4
+// macro of kernels_amd64.s instead (no table, relative error below 1e-15,
+// see expVecAVX2).
 //
 // Method: x = (64n + j)·ln2/64 + t with |t| <= ln2/128 ≈ 0.0054, then
 // e^x = 2^n · 2^(j/64) · p(t) where p is the degree-5 Taylor polynomial of
