@@ -125,17 +125,19 @@ def last_json(text: str) -> Optional[Dict[str, Any]]:
 # ---------------------------------------------------------------- builds
 
 
-def build_go(tmp: str, openblas: bool = True) -> Tuple[Optional[str], str]:
-    """Builds gostep into tmp; returns (binary or None, a note). Tries OpenBLAS
-    first (unless ``openblas`` is False), then pure-Go gonum."""
+def build_go(tmp: str, openblas: bool = True, pkg: str = "./benchmarks/gostep") -> Tuple[Optional[str], str]:
+    """Builds the Go command pkg into tmp; returns (binary or None, a note).
+    Tries OpenBLAS first (unless ``openblas`` is False), then pure-Go gonum."""
     go = shutil.which("go")
     if not go:
         return None, "Go toolchain not found (go not on PATH): the Go side is skipped"
-    exe = os.path.join(tmp, "gostep")
+    if not os.path.isdir(os.path.join(ROOT, pkg)):
+        return None, f"{pkg} is not in this checkout"
+    exe = os.path.join(tmp, os.path.basename(pkg))
     env = dict(os.environ, CGO_ENABLED="1")
     notes = []
     for tags in ((["-tags", "openblas"], []) if openblas else ([],)):
-        r = subprocess.run([go, "build", *tags, "-o", exe, "./benchmarks/gostep"], cwd=ROOT, env=env,
+        r = subprocess.run([go, "build", *tags, "-o", exe, pkg], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=900)
         if r.returncode == 0:
             return exe, "; ".join(notes)
@@ -189,6 +191,48 @@ def matmul_peak(threads: int, level: str) -> float:
         torch.set_num_threads(old)
 
 
+def trainer_cmd(exe: str, cfg: TrainConfig, steps: int, threads: int, out: str) -> List[str]:
+    """goreweight-train on real text (tinyshakespeare when present, else the
+    built-in corpus), linupper, no evaluation or checkpoint before the end."""
+    shakespeare = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")
+    data = ["--data", os.path.abspath(shakespeare)] if os.path.exists(shakespeare) else ["--data", "builtin"]
+    tok = "byte" if cfg.vocab == 256 else "gpt2"
+    cmd = [exe, "--strategy", "linupper", "--tokenizer", tok, *data, "--steps", str(steps), "--batch",
+           str(cfg.batch), "--seq", str(cfg.seq), "--layers", str(cfg.layers), "--heads", str(cfg.heads),
+           "--width", str(cfg.width), "--threads", str(threads), "--out", out, "--eval-every", str(10 * steps),
+           "--ckpt-every", str(10 * steps), "--log-every", "1", "--quiet"]
+    # GNU time waits for the trainer itself, so its maxrss is the trainer's own
+    # (not this Python process's, which a direct child would inherit).
+    return (["/usr/bin/time", "-v"] + cmd) if os.path.exists("/usr/bin/time") else cmd
+
+
+def trainer_result(out_dir: str, stderr: str, warmup: int) -> Optional[Dict[str, Any]]:
+    """tokens/s of a goreweight-train run: the median of its per-step metrics
+    records after ``warmup`` steps (else its summary's), and the peak RSS that
+    /usr/bin/time -v reported (-1 without it)."""
+    try:
+        with open(os.path.join(out_dir, "summary.json")) as f:
+            summ = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+    run0 = summ["runs"][0]
+    tps = []
+    try:
+        with open(os.path.join(out_dir, "metrics.jsonl")) as f:
+            for line in f:
+                r = json.loads(line)
+                if r.get("step", 0) > warmup and isinstance(r.get("tokens_per_s"), (int, float)):
+                    tps.append(float(r["tokens_per_s"]))
+    except (OSError, json.JSONDecodeError):
+        pass
+    rss = -1
+    for line in stderr.splitlines():
+        if "Maximum resident set size (kbytes):" in line:
+            rss = int(line.rsplit(":", 1)[1])
+    return {"tokens_per_s": median(tps) if tps else float(run0["tokens_per_s"]), "vmhwm_kib": rss,
+            "backend": summ.get("backend", "?"), "params": summ.get("params", 0)}
+
+
 def peak_kib(j: Dict[str, Any], wait4_kib: int) -> int:
     """A child's peak RSS: its own VmHWM report where it has one. wait4's
     ru_maxrss is only the fallback: Linux carries the parent's peak into a child
@@ -209,8 +253,10 @@ def torch_import_rss(env: Dict[str, str]) -> int:
 
 
 def run(rec: Records, configs: Dict[str, TrainConfig], runs: int, steps: int, warmup: int, threads: int,
-        level: str) -> str:
-    """Measures and records table 3; returns it as text."""
+        level: str, e2e: bool = False) -> str:
+    """Measures and records table 3; returns it as text. With ``e2e``, the real
+    goreweight-train (data, linupper weights, metrics; on tinyshakespeare when
+    present) joins the rotation as a third side, for reference."""
     notes: List[str] = []
     env = child_env(threads)
     with tempfile.TemporaryDirectory(prefix="goreweight-bench-") as tmp:
@@ -219,6 +265,11 @@ def run(rec: Records, configs: Dict[str, TrainConfig], runs: int, steps: int, wa
         gostep, note = build_go(tmp, openblas=level != "tiny")
         if note:
             notes.append(note)
+        trainer = None
+        if e2e and gostep:
+            trainer, note = build_go(tmp, openblas=True, pkg="./goreweight/cmd/goreweight-train")
+            if note:
+                notes.append(note)
         peak, peak_how = fma_peak(tmp, threads, level)
         if peak == peak:
             rec.add(BENCH, "machine", "fma-peak", "gflops", peak)
@@ -240,18 +291,24 @@ def run(rec: Records, configs: Dict[str, TrainConfig], runs: int, steps: int, wa
                                "--threads", str(threads)]
             sides["pytorch"] = [sys.executable, os.path.join(HERE, "torch_gpt.py"), *cfg.args(), "--steps",
                                 str(steps), "--warmup", str(warmup), "--threads", str(threads)]
+            if trainer:
+                sides["train"] = trainer_cmd(trainer, cfg, warmup + steps, threads, os.path.join(tmp, "train-out"))
             res: Dict[str, List[Dict[str, Any]]] = {k: [] for k in sides}
             order = list(sides)
             for i in range(runs):
                 k = i % len(order)
                 for side in order[k:] + order[:k]:
                     rc, out, err, rss = run_child(sides[side], env, 1800)
-                    j = last_json(out)
+                    if side == "train":
+                        j = trainer_result(os.path.join(tmp, "train-out"), err, warmup)
+                        shutil.rmtree(os.path.join(tmp, "train-out"), ignore_errors=True)
+                    else:
+                        j = last_json(out)
                     if rc != 0 or j is None:
                         tail = (err.strip().splitlines() or ["no output"])[-1]
                         notes.append(f"{cname} {side}: run failed (exit {rc}): {tail}")
                         continue
-                    j["rss_kib"] = peak_kib(j, rss)
+                    j["rss_kib"] = j["vmhwm_kib"] if side == "train" else peak_kib(j, rss)
                     res[side].append(j)
             if torch.cuda.is_available():
                 rc, out, err, rss = run_child(sides["pytorch"] + ["--device", "cuda"], env, 1800)
@@ -265,7 +322,8 @@ def run(rec: Records, configs: Dict[str, TrainConfig], runs: int, steps: int, wa
                     continue
                 impl = _impl_name(side, runs_[0])
                 t = rec.add_summary(BENCH, cname, impl, "tokens_per_s", [r["tokens_per_s"] for r in runs_])
-                m = rec.add_summary(BENCH, cname, impl, "peak_rss_mib", [r["rss_kib"] / 1024 for r in runs_])
+                rss_ = [r["rss_kib"] / 1024 for r in runs_ if r["rss_kib"] > 0]
+                m = rec.add_summary(BENCH, cname, impl, "peak_rss_mib", rss_) if rss_ else Summary.of([])
                 gfs = t.median * fpt / 1e9
                 rec.add(BENCH, cname, impl, "gflops", gfs)
                 if peak == peak and side != "pytorch[cuda]":
@@ -276,7 +334,7 @@ def run(rec: Records, configs: Dict[str, TrainConfig], runs: int, steps: int, wa
                 tok[side] = t
                 rows.append([
                     cname, cfg.describe(), impl, fmt_range(t, lambda v: f"{v:,.0f}"),
-                    fmt_range(m, lambda v: f"{v:,.0f}"), f"{gfs:.1f}",
+                    fmt_range(m, lambda v: f"{v:,.0f}") if m.n else "n/a", f"{gfs:.1f}",
                     f"{100 * gfs / peak:.1f}%" if peak == peak and side != "pytorch[cuda]" else "-",
                     f"{100 * gfs / mm:.1f}%" if side != "pytorch[cuda]" else "-", "",
                 ])
@@ -298,7 +356,7 @@ def run(rec: Records, configs: Dict[str, TrainConfig], runs: int, steps: int, wa
     out = table(["cfg", "shape", "impl", "tokens/s median [min..max]", "peak RSS MiB", "GF/s", "% FMA peak",
                  "% torch.mm", "Go/PyTorch tok/s"], rows)
     out += (f"\n(machine: FMA peak {peak:.1f} GF/s ({peak_how}); torch.mm {mm:.1f} GF/s, {threads} threads; "
-            f"PyTorch import alone: {base_rss / 1024:.0f} MiB RSS)")
+            + (f"PyTorch import alone: {base_rss / 1024:.0f} MiB RSS)" if base_rss > 0 else "PyTorch import alone: not measured)"))
     out += (f"\n(FLOPs/token = 6*(12*L*C^2 + V*C) + 12*L*C*T; {runs} alternating runs per side, "
             f"{warmup} warm-up + {steps} timed steps each; anchors PyTorch 1.13: "
             + ", ".join(f"{k} {v:,.0f}" for k, v in ANCHOR_TORCH113.items()) + " tok/s)")
@@ -312,4 +370,6 @@ def _impl_name(side: str, j: Dict[str, Any]) -> str:
         return f"goreweight-go[{j.get('backend', '?')}]"
     if side == "pytorch[cuda]":
         return "pytorch[cuda]"
+    if side == "train":
+        return f"goreweight-train[{j.get('backend', '?')}](e2e)"
     return f"pytorch[{j.get('backend', '?')}]"

@@ -130,26 +130,41 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def busy_processes() -> List[str]:
-    """Other processes using a noticeable share of a CPU right now (ps), for the
-    'taken under load' warning."""
-    try:
-        out = subprocess.run(["ps", "-eo", "pid,pcpu,comm", "--sort=-pcpu"], capture_output=True, text=True,
-                             timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    me = os.getpid()
-    busy = []
-    for line in out.splitlines()[1:]:
-        parts = line.split(None, 2)
-        if len(parts) < 3:
+def _proc_cpu() -> Dict[int, Tuple[str, float]]:
+    """pid -> (command name, CPU seconds so far) of every process, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: Dict[int, Tuple[str, float]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
             continue
         try:
-            pid, pcpu = int(parts[0]), float(parts[1])
-        except ValueError:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:
             continue
-        if pid != me and pcpu >= 20.0:
-            busy.append(f"{parts[2]}({pcpu:.0f}%)")
+        name = st[st.find("(") + 1:st.rfind(")")]
+        fields = st[st.rfind(")") + 2:].split()
+        out[int(d)] = (name, (int(fields[11]) + int(fields[12])) / tick)  # utime + stime
+    return out
+
+
+def busy_processes(window_s: float = 1.0, threshold: float = 0.2) -> List[str]:
+    """Other processes that used more than ``threshold`` of a CPU over the last
+    ``window_s`` seconds (sampled from /proc), for the 'taken under load'
+    warning; empty where /proc is missing."""
+    if not os.path.isdir("/proc/self"):
+        return []
+    a = _proc_cpu()
+    time.sleep(window_s)
+    b = _proc_cpu()
+    me = os.getpid()
+    busy = []
+    for pid, (name, t) in b.items():
+        if pid == me or pid not in a:
+            continue
+        share = (t - a[pid][1]) / window_s
+        if share > threshold:
+            busy.append(f"{name}({100 * share:.0f}%)")
     return busy
 
 

@@ -37,6 +37,8 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--tables", default="1,2,3", help="comma-separated subset of 1,2,3")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for both sides (default 2)")
     ap.add_argument("--configs", default=None, help="table 3 configurations, e.g. a,b (default a,b,c)")
+    ap.add_argument("--wait-quiet", type=float, default=0, metavar="MIN",
+                    help="first wait up to MIN minutes for a quiet machine (1-min load < 1.5, no busy process)")
     return ap.parse_args(argv)
 
 
@@ -65,6 +67,10 @@ def main(argv=None) -> int:
     from common import Records, busy_processes, load_average, machine_info, say
 
     rec = Records()
+    if a.wait_quiet > 0:
+        deadline = time.time() + 60 * a.wait_quiet
+        while time.time() < deadline and (load_average()[0] >= 1.5 or busy_processes()):
+            time.sleep(20)
     mode = "tiny" if a.tiny else ("quick" if a.quick else "full")
     info = machine_info()
     busy = busy_processes()
@@ -138,7 +144,7 @@ def main(argv=None) -> int:
             cfgs = {n: bt.CONFIGS[n] for n in names}
             if a.quick:
                 return bt.run(rec, cfgs, runs=1, steps=3, warmup=1, threads=a.threads, level="quick")
-            return bt.run(rec, cfgs, runs=3, steps=10, warmup=2, threads=a.threads, level="full")
+            return bt.run(rec, cfgs, runs=3, steps=10, warmup=2, threads=a.threads, level="full", e2e=True)
 
         section(f"3. Trainer: Go GPT against the same GPT in PyTorch ({a.threads} threads, float32, AdamW)", t3)
 
