@@ -7,8 +7,8 @@
 // One step: Forward (per-sequence losses), the weights (1/B for -weights
 // mean, the goreweight core for a strategy name), ZeroGrad, Backward,
 // ClipGradNorm(1.0), AdamW.Step. The tokens are uniform random ids from a
-// fixed seed, new ones every step; the speed does not depend on their
-// values. It prints one JSON object on stdout.
+// fixed seed, new ones every step, drawn outside the timed step; the speed
+// does not depend on their values. It prints one JSON object on stdout.
 package main
 
 import (
@@ -97,7 +97,9 @@ func run(vocab, layers, heads, width, seq, batch, steps, warmup, threads int, we
 	w := make([]float32, B)
 	params := m.Params()
 	var loss float64
-	step := func() error {
+	// nextBatch draws the next tokens; it runs outside the timed step, as
+	// torch_gpt.py's make_batch does.
+	nextBatch := func() {
 		for i := range buf {
 			buf[i] = int32(rng.IntN(vocab))
 		}
@@ -105,6 +107,8 @@ func run(vocab, layers, heads, width, seq, batch, steps, warmup, threads int, we
 			copy(tokens[b*T:(b+1)*T], buf[b*(T+1):])
 			copy(targets[b*T:(b+1)*T], buf[b*(T+1)+1:])
 		}
+	}
+	step := func() error {
 		losses, err := m.Forward(tokens, targets, B, T)
 		if err != nil {
 			return err
@@ -128,12 +132,14 @@ func run(vocab, layers, heads, width, seq, batch, steps, warmup, threads int, we
 		return opt.Step(lr)
 	}
 	for i := 0; i < warmup; i++ {
+		nextBatch()
 		if err := step(); err != nil {
 			return err
 		}
 	}
 	times := make([]float64, steps)
 	for i := range times {
+		nextBatch()
 		t0 := time.Now()
 		if err := step(); err != nil {
 			return err
