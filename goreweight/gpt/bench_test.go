@@ -7,7 +7,11 @@ import (
 )
 
 // benchStep times one training step's model work (Forward, ZeroGrad,
-// Backward with weights 1/B) and reports tokens per second.
+// Backward with weights 1/B) and reports tokens per second and the CPU time
+// per step. Run with, e.g.,
+//
+//	go test -run '^$' -bench Step -benchtime 20x ./goreweight/gpt/
+//	go test -tags openblas -run '^$' -bench Step -benchtime 20x ./goreweight/gpt/
 func benchStep(b *testing.B, cfg Config, B int) {
 	m, err := New(cfg, 1)
 	if err != nil {
@@ -32,10 +36,15 @@ func benchStep(b *testing.B, cfg Config, B int) {
 	b.Logf("backend %s, %d threads, %d params", nn.Backend(), nn.Threads(), m.NumParams())
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := processCPUTime()
 	for i := 0; i < b.N; i++ {
 		step()
 	}
 	b.ReportMetric(float64(B*T)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+	if cpu := processCPUTime() - cpu0; cpu > 0 {
+		// CPU time per step: on a busy machine wall time varies, this less so.
+		b.ReportMetric(cpu.Seconds()*1e3/float64(b.N), "cpu-ms/op")
+	}
 }
 
 // BenchmarkStepSmall: byte vocab, 4 layers, 4 heads, width 128, seq 128, batch 16.

@@ -163,7 +163,7 @@ func (m *Model) NumParams() int { return len(m.data) }
 func (m *Model) Params() []*nn.Param { return append([]*nn.Param(nil), m.params...) }
 
 // ZeroGrad sets every parameter gradient to zero.
-func (m *Model) ZeroGrad() { clear(m.grad) }
+func (m *Model) ZeroGrad() { nn.Zero(m.grad) }
 
 // checkBatch validates the arguments of Forward and Evaluate.
 func (m *Model) checkBatch(tokens, targets []int32, B, T int) error {
@@ -300,9 +300,9 @@ func (m *Model) Backward(weights []float32) error {
 	}
 	g := &m.grads
 	g.ensure(cfg, B, T)
-	clear(g.dlogits)
-	clear(g.dlnf)
-	clear(g.dres)
+	nn.Zero(g.dlogits)
+	nn.Zero(g.dlnf)
+	nn.Zero(g.dres)
 	// dL/dtokLoss[b,t] = weights[b] / count[b] for each non-ignored target.
 	for b, w := range weights {
 		for t := 0; t < T; t++ {
@@ -323,8 +323,8 @@ func (m *Model) Backward(weights []float32) error {
 		if l > 0 {
 			x = a.layer(l - 1).res3
 		}
-		clear(g.layerSlab)
-		clear(g.dx)
+		nn.Zero(g.layerSlab)
+		nn.Zero(g.dx)
 		m.res.Backward(g.dres2, g.dfcProj, g.dres)
 		b.fcProj.Backward(g.dfcGelu, g.dfcProj, la.fcGelu, N)
 		m.gelu.Backward(g.dfc, g.dfcGelu, la.fc, la.fcTanh)

@@ -66,14 +66,8 @@ func (a *Attention) Forward(out, att, qkv []float32, B, T int) {
 // softmaxCausalRow replaces row[0:t+1] by its softmax and zeroes row[t+1:].
 func softmaxCausalRow(row []float32, t int) {
 	s := row[:t+1]
-	mx := s[0]
-	for _, v := range s[1:] {
-		mx = max(mx, v)
-	}
-	inv := 1 / fastmath.ExpSum(s, mx)
-	for j := range s {
-		s[j] *= inv
-	}
+	mx := fastmath.Max(s)
+	fastmath.Scale(s, 1/fastmath.ExpSum(s, mx))
 	clear(row[t+1:])
 }
 
@@ -117,13 +111,7 @@ func (a *Attention) Backward(dQKV, dOut, qkv, att []float32, B, T int) {
 				for t := r0; t < r1; t++ {
 					pr := p[t*T : t*T+t+1]
 					dr := ds[(t-r0)*T : (t-r0)*T+r1]
-					var dot float32
-					for j, pv := range pr {
-						dot += pv * dr[j]
-					}
-					for j, pv := range pr {
-						dr[j] = pv * (dr[j] - dot)
-					}
+					fastmath.SoftmaxBackward(dr[:t+1], pr, fastmath.Dot(pr, dr))
 					clear(dr[t+1:])
 				}
 				// dQ[r0:r1] += dS · K[0:r1] * scale;  dK[0:r1] += dSᵀ · Q[r0:r1] * scale

@@ -1,6 +1,8 @@
 package nn
 
 import (
+	"sync"
+
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 )
@@ -11,7 +13,7 @@ func Backend() string { return backendName }
 
 // gemm computes C = alpha*op(A)*op(B) + beta*C on the calling goroutine, where
 // op(A) is m×k, op(B) is k×n and C is m×n, all row-major with leading
-// dimensions lda, ldb, ldc. It is the only place that calls BLAS.
+// dimensions lda, ldb, ldc. Together with colSums it is the only place that calls BLAS.
 func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
@@ -24,6 +26,35 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		tB = blas.Trans
 	}
 	blas32.Implementation().Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// colSums adds the column sums of the m×n row-major matrix a (leading
+// dimension lda) to y (length n), as the matrix-vector product y += aᵀ·1.
+func colSums(y []float32, a []float32, m, n, lda int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	blas32.Implementation().Sgemv(blas.Trans, m, n, 1, a, lda, onesOf(m), 1, 1, y, 1)
+}
+
+// ones is a read-only vector of ones shared by colSums; it only ever grows,
+// by replacement, so a slice handed out stays valid.
+var (
+	onesMu sync.Mutex
+	ones   []float32
+)
+
+func onesOf(n int) []float32 {
+	onesMu.Lock()
+	defer onesMu.Unlock()
+	if len(ones) < n {
+		o := make([]float32, max(n, 2*len(ones)))
+		for i := range o {
+			o[i] = 1
+		}
+		ones = o
+	}
+	return ones[:n]
 }
 
 // matmul is gemm with the m rows of C split into contiguous blocks, one per

@@ -24,18 +24,12 @@ func (SoftmaxCrossEntropy) Forward(probs, losses, logits []float32, targets []in
 			if tgt >= 0 {
 				lt = l[tgt] // read before p (possibly l) is overwritten
 			}
-			mx := l[0]
-			for _, v := range l[1:] {
-				mx = max(mx, v)
-			}
+			mx := fastmath.Max(l)
 			if &p[0] != &l[0] {
 				copy(p, l)
 			}
 			sum := float64(fastmath.ExpSum(p, mx))
-			inv := float32(1 / sum)
-			for j := range p {
-				p[j] *= inv
-			}
+			fastmath.Scale(p, float32(1/sum))
 			if tgt < 0 {
 				losses[i] = 0
 				continue

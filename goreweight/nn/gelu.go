@@ -38,20 +38,14 @@ func (GELU) Forward(out, tanhU, in []float32) {
 func (GELU) Backward(dIn, dOut, in, tanhU []float32) {
 	dIn, dOut = dIn[:len(in)], dOut[:len(in)]
 	parallelFor(len(in), geluGrain, func(_, lo, hi int) {
-		dx, d, x := dIn[lo:hi], dOut[lo:hi], in[lo:hi]
-		var tu []float32
 		if tanhU != nil {
-			tu = tanhU[lo:hi]
+			fastmath.GELUBackward(dIn[lo:hi], dOut[lo:hi], in[lo:hi], tanhU[lo:hi])
+			return
 		}
+		dx, d, x := dIn[lo:hi], dOut[lo:hi], in[lo:hi]
 		for i, v := range x {
-			var th float32
-			if tu != nil {
-				th = tu[i]
-			} else {
-				th = fastmath.Tanhf(geluS * (v + geluK*v*v*v))
-			}
-			g := 0.5*(1+th) + 0.5*v*(1-th*th)*geluS*(1+3*geluK*v*v)
-			dx[i] += d[i] * g
+			th := fastmath.Tanhf(geluS * (v + geluK*v*v*v))
+			dx[i] += d[i] * fastmath.GELUGrad(v, th)
 		}
 	})
 }

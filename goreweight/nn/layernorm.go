@@ -1,6 +1,10 @@
 package nn
 
-import "math"
+import (
+	"math"
+
+	"github.com/goreweight/goreweight/goreweight/nn/internal/fastmath"
+)
 
 // LayerNormEps is the variance floor of LayerNorm, PyTorch's default.
 const LayerNormEps = 1e-5
@@ -18,31 +22,19 @@ type LayerNorm struct {
 }
 
 // Forward normalises the n rows of in (n×C) into out (n×C) and stores each
-// row's mean and reciprocal standard deviation (n each) for Backward.
-// Row statistics are accumulated in float64.
+// row's mean and reciprocal standard deviation (n each) for Backward. The
+// variance is computed in a second pass around the mean.
 func (l *LayerNorm) Forward(out, mean, rstd, in []float32, n int) {
 	C := len(l.W.Data)
 	w, b := l.W.Data, l.B.Data
 	parallelFor(n, 16, func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x := in[i*C : (i+1)*C]
-			o := out[i*C : (i+1)*C]
-			var s float64
-			for _, v := range x {
-				s += float64(v)
-			}
-			m := s / float64(C)
-			var ss float64
-			for _, v := range x {
-				d := float64(v) - m
-				ss += d * d
-			}
-			rs := float32(1 / math.Sqrt(ss/float64(C)+LayerNormEps))
-			mf := float32(m)
-			for j := range o {
-				o[j] = (x[j]-mf)*rs*w[j] + b[j]
-			}
-			mean[i], rstd[i] = mf, rs
+			m := fastmath.Sum(x) / float32(C)
+			ss := fastmath.SumSqDev(x, m) // two passes: no cancellation when |mean| >> std
+			rs := float32(1 / math.Sqrt(float64(ss)/float64(C)+LayerNormEps))
+			fastmath.LNNormalize(out[i*C:(i+1)*C], x, w, b, m, rs)
+			mean[i], rstd[i] = m, rs
 		}
 	})
 }
@@ -62,18 +54,11 @@ func (l *LayerNorm) Backward(dIn, dOut, in, mean, rstd []float32, n int) {
 			d := dOut[i*C : (i+1)*C]
 			dx := dIn[i*C : (i+1)*C]
 			m, rs := mean[i], rstd[i]
-			var sg, sgx float64
-			for j, v := range x {
-				g := d[j] * w[j]
-				sg += float64(g)
-				sgx += float64(g * (v - m) * rs)
-			}
-			mg := float32(sg / float64(C))
-			mgx := float32(sgx / float64(C))
-			for j, v := range x {
-				xhat := (v - m) * rs
-				dx[j] += (d[j]*w[j] - mg - xhat*mgx) * rs
-			}
+			sg, sgx := fastmath.LNBackwardSums(d, w, x, m) // Σ g, Σ g·(x-m)
+			mg := sg / float32(C)
+			mgx := sgx * rs / float32(C) // mean_j(g·xhat)
+			// dx += (g - mg - xhat·mgx)·rs with xhat·mgx = (x-m)·(rs·mgx)
+			fastmath.LNBackwardInput(dx, d, w, x, m, rs, mg, rs*mgx)
 		}
 	})
 	// Parameter gradients sum over rows: split by columns, rows in order.
@@ -81,13 +66,7 @@ func (l *LayerNorm) Backward(dIn, dOut, in, mean, rstd []float32, n int) {
 	parallelFor(C, 8, func(_, lo, hi int) {
 		gw, gb := dW[lo:hi], dB[lo:hi]
 		for i := 0; i < n; i++ {
-			x := in[i*C+lo : i*C+hi]
-			d := dOut[i*C+lo : i*C+hi]
-			m, rs := mean[i], rstd[i]
-			for j, v := range x {
-				gw[j] += d[j] * (v - m) * rs
-				gb[j] += d[j]
-			}
+			fastmath.LNParamGrads(gw, gb, dOut[i*C+lo:i*C+hi], in[i*C+lo:i*C+hi], mean[i], rstd[i])
 		}
 	})
 }

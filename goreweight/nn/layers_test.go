@@ -457,6 +457,7 @@ func TestLayersWithoutSIMD(t *testing.T) {
 	fastmath.UseSIMD = false
 	defer func() { fastmath.UseSIMD = true }()
 	t.Run("GELU", TestGELU)
+	t.Run("LayerNorm", TestLayerNorm)
 	t.Run("Attention", TestAttention)
 	t.Run("SoftmaxCrossEntropy", TestSoftmaxCrossEntropy)
 }

@@ -38,7 +38,7 @@ func (l *Linear) Backward(dIn, dOut, in []float32, n int) {
 		matmul(false, false, n, nIn, nOut, 1, dOut, nOut, l.W.Data, nIn, 1, dIn, nIn)
 	}
 	// dW rows (output features) split across goroutines; each also owns the
-	// matching bias entries, summed over the n rows in order.
+	// matching bias entries, the column sums of its slice of dOut.
 	dW := l.W.Grad
 	var dB []float32
 	if l.B != nil {
@@ -49,12 +49,6 @@ func (l *Linear) Backward(dIn, dOut, in []float32, n int) {
 		if dB == nil {
 			return
 		}
-		gb := dB[lo:hi]
-		for i := 0; i < n; i++ {
-			d := dOut[i*nOut+lo : i*nOut+hi]
-			for j := range gb {
-				gb[j] += d[j]
-			}
-		}
+		colSums(dB[lo:hi], dOut[lo:], n, hi-lo, nOut)
 	})
 }

@@ -56,3 +56,9 @@ func parallelFor(n, grain int, fn func(worker, lo, hi int)) {
 	fn(0, 0, n/w)
 	wg.Wait()
 }
+
+// Zero sets every element of x to 0, split over Threads() goroutines. Callers
+// use it to reset gradient buffers before a backward pass.
+func Zero(x []float32) {
+	parallelFor(len(x), 1<<15, func(_, lo, hi int) { clear(x[lo:hi]) })
+}

@@ -41,6 +41,30 @@ func GELUForward(out, th, in []float32) {
 	}
 }
 
+// GELUBackward adds dOut * gelu'(in) to dIn (same lengths), given the th
+// that GELUForward stored. With t = tanh(u),
+//
+//	gelu'(x) = (1 + t)/2 + x/2 * (1 - t²) * GELUS * (1 + 3·GELUK·x²).
+func GELUBackward(dIn, dOut, in, th []float32) {
+	n := len(in)
+	dIn, dOut, th = dIn[:n], dOut[:n], th[:n]
+	bulk := 0
+	if UseSIMD {
+		bulk = n &^ 7
+		if bulk > 0 {
+			geluBwdAVX2(&dIn[0], &dOut[0], &in[0], &th[0], bulk)
+		}
+	}
+	for i := bulk; i < n; i++ {
+		dIn[i] += dOut[i] * GELUGrad(in[i], th[i])
+	}
+}
+
+// GELUGrad returns gelu'(x) given t = tanh(GELUS*(x + GELUK*x³)).
+func GELUGrad(x, t float32) float32 {
+	return 0.5*(1+t) + 0.5*x*(1-t*t)*GELUS*(1+3*GELUK*x*x)
+}
+
 // ExpSum replaces x[i] by exp(x[i]-shift), which must be <= 88, and returns
 // the float32 sum of the results.
 func ExpSum(x []float32, shift float32) float32 {

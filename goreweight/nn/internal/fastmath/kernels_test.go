@@ -82,3 +82,26 @@ func TestKernelsMatchScalar(t *testing.T) {
 		t.Fatalf("NaN input: sum %g, element %g; NaN must propagate", s, nan[2])
 	}
 }
+
+func TestGELUBackwardMatchesScalar(t *testing.T) {
+	if !UseSIMD {
+		t.Skip("no SIMD kernels on this machine/build")
+	}
+	r := rand.New(rand.NewPCG(12, 1))
+	for _, n := range []int{3, 8, 13, 1000} {
+		x, d := randn(r, n, 3), randn(r, n, 1)
+		out, th := make([]float32, n), make([]float32, n)
+		GELUForward(out, th, x)
+		base := randn(r, n, 1)
+		dS, dV := append([]float32(nil), base...), append([]float32(nil), base...)
+		UseSIMD = false
+		GELUBackward(dS, d, x, th)
+		UseSIMD = true
+		GELUBackward(dV, d, x, th)
+		for i := range x {
+			if diff := math.Abs(float64(dS[i] - dV[i])); diff > 1e-6*(1+math.Abs(float64(dS[i]))) {
+				t.Fatalf("n=%d i=%d: SIMD %g, scalar %g", n, i, dV[i], dS[i])
+			}
+		}
+	}
+}

@@ -14,6 +14,12 @@ var UseSIMD = cpuHasAVX2FMA()
 //go:noescape
 func geluFwdAVX2(out, th, in *float32, n int)
 
+// geluBwdAVX2 adds dOut * gelu'(in) to dIn for n elements (n a multiple of
+// 8), given th = tanh(u) from the forward pass.
+//
+//go:noescape
+func geluBwdAVX2(dIn, dOut, in, th *float32, n int)
+
 // expSumAVX2 replaces x[i] by exp(x[i]-shift) for n elements (n a multiple
 // of 8) and returns their sum.
 //

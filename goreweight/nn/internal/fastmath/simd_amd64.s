@@ -179,7 +179,16 @@ DATA geluc<>+592(SB)/4, $0x3f800000
 DATA geluc<>+596(SB)/4, $0x3f800000
 DATA geluc<>+600(SB)/4, $0x3f800000
 DATA geluc<>+604(SB)/4, $0x3f800000
-GLOBL geluc<>(SB), RODATA|NOPTR, $608
+// 608: 3*0.044715*sqrt(2/pi)
+DATA geluc<>+608(SB)/4, $0x3ddb33b6
+DATA geluc<>+612(SB)/4, $0x3ddb33b6
+DATA geluc<>+616(SB)/4, $0x3ddb33b6
+DATA geluc<>+620(SB)/4, $0x3ddb33b6
+DATA geluc<>+624(SB)/4, $0x3ddb33b6
+DATA geluc<>+628(SB)/4, $0x3ddb33b6
+DATA geluc<>+632(SB)/4, $0x3ddb33b6
+DATA geluc<>+636(SB)/4, $0x3ddb33b6
+GLOBL geluc<>(SB), RODATA|NOPTR, $640
 
 // func geluFwdAVX2(out, th, in *float32, n int)
 // out[i] = x/2*(1+tanh(u)), th[i] = tanh(u), u = sqrt(2/pi)*(x+0.044715x^3).
@@ -413,6 +422,49 @@ exp_done:
 	VHADDPS X14, X14, X14
 	VZEROUPPER
 	MOVSS X14, ret+24(FP)
+	RET
+
+// func geluBwdAVX2(dIn, dOut, in, th *float32, n int)
+// dIn[i] += dOut[i] * gelu'(x), gelu'(x) = (1+t)/2 + x/2*(1-t*t)*S*(1+3K*x*x).
+TEXT ·geluBwdAVX2(SB), NOSPLIT, $0-40
+	MOVQ dIn+0(FP), DI
+	MOVQ dOut+8(FP), SI
+	MOVQ in+16(FP), DX
+	MOVQ th+24(FP), R8
+	MOVQ n+32(FP), CX
+	SHRQ $3, CX
+	JZ   geluBwd_done
+	VMOVUPS geluc<>+480(SB), Y8         // 0.5
+	VMOVUPS geluc<>+576(SB), Y9         // 1
+	VMOVUPS geluc<>+0(SB), Y10          // S
+	VMOVUPS geluc<>+608(SB), Y11        // 3KS
+
+geluBwd_loop:
+	VMOVUPS (DX), Y0                    // x
+	VMOVUPS (R8), Y1                    // t
+	VMULPS  Y0, Y0, Y2                  // x2
+	VMOVAPS Y11, Y3
+	VFMADD213PS Y10, Y2, Y3             // a = 3KS*x2 + S
+	VMOVAPS Y9, Y4
+	VFNMADD231PS Y1, Y1, Y4             // s = 1 - t*t
+	VMULPS  Y8, Y0, Y5                  // x/2
+	VMULPS  Y5, Y4, Y4                  // x/2 * s
+	VMULPS  Y3, Y4, Y4                  // * a
+	VMOVAPS Y8, Y6
+	VFMADD213PS Y8, Y1, Y6              // (1+t)/2 = 0.5*t + 0.5
+	VADDPS  Y4, Y6, Y6                  // g
+	VMOVUPS (DI), Y7
+	VFMADD231PS (SI), Y6, Y7            // dIn += g * dOut
+	VMOVUPS Y7, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, R8
+	DECQ CX
+	JNZ  geluBwd_loop
+
+geluBwd_done:
+	VZEROUPPER
 	RET
 
 // func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
