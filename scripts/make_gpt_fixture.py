@@ -8,8 +8,8 @@ with deterministic pseudo-random float32 parameters. It runs two batches in
 float64 (the float32 parameters are cast up, so the reference is exact to
 float64 rounding) and records per-sequence losses and parameter gradients:
 
-* "weighted": B=4, T=70 (longer than the 64-row attention block of the Go
-  code, shorter than Seq), non-uniform weights, one sequence whose targets are
+* "weighted": B=4, T=70 (several of the Go code's 32-row attention blocks
+  plus a partial one; shorter than Seq), non-uniform weights, one sequence whose targets are
   all ignored (loss NaN, stored as null, weight 0) and one valid sequence with
   weight 0. Gradient of sum_b w_b * loss_b over the nonzero weights.
 * "mean": B=3, T=33, a few ignored targets; gradient of losses.mean(), which

@@ -14,7 +14,7 @@ import (
 //	out[b,:,h*hs:(h+1)*hs] = att · v.
 //
 // Work is split over the B*H (sequence, head) pairs. Each pair's products are
-// done in row blocks of at most 64 query positions so that the masked upper
+// done in row blocks of at most 32 query positions so that the masked upper
 // triangle is mostly skipped.
 type Attention struct {
 	// Heads is H; C must be a multiple of it.
@@ -25,7 +25,7 @@ type Attention struct {
 }
 
 // defaultAttnBlock is the query-row block size of the causal products.
-const defaultAttnBlock = 64
+const defaultAttnBlock = 32
 
 func (a *Attention) rowBlock() int {
 	if a.block > 0 {
