@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/goreweight/goreweight/goreweight/nn"
 )
 
 var tiny = Config{Vocab: 11, Seq: 8, Layers: 2, Heads: 2, Width: 8}
@@ -326,7 +328,17 @@ func TestGradientIsLinearInWeights(t *testing.T) {
 	}
 }
 
+// TestDeterminism: the same seed and thread count give bitwise the same
+// parameters, losses and gradients (3 threads exercises uneven splits).
 func TestDeterminism(t *testing.T) {
+	for _, threads := range []int{1, 3} {
+		prev := nn.SetThreads(threads)
+		testDeterminism(t)
+		nn.SetThreads(prev)
+	}
+}
+
+func testDeterminism(t *testing.T) {
 	run := func() ([]float32, []float32, []float32) {
 		m := mustNew(t, tiny, 99)
 		tokens, targets := randBatch(7, tiny.Vocab, 3, 8)

@@ -15,7 +15,8 @@ import (
 //
 // Work is split over the B*H (sequence, head) pairs. Each pair's products are
 // done in row blocks of at most 32 query positions so that the masked upper
-// triangle is mostly skipped.
+// triangle is mostly skipped. An Attention keeps scratch space for Backward
+// and is not safe for concurrent use.
 type Attention struct {
 	// Heads is H; C must be a multiple of it.
 	Heads int
