@@ -473,6 +473,12 @@ func TestSaveLoadParams(t *testing.T) {
 	badVersion := append([]byte(nil), raw...)
 	badVersion[8] = 9
 	check("version", badVersion, m2, "version 9")
+	badHeader := append([]byte(nil), raw...)
+	badHeader[12+4*2] ^= 0x40 // Layers: 2 -> 66
+	check("header", badHeader, m2, "header checksum")
+	if _, err := Load(bytes.NewReader(badHeader)); err == nil || !strings.Contains(err.Error(), "header checksum") {
+		t.Errorf("Load of a corrupt header: %v", err)
+	}
 	other := mustNew(t, Config{Vocab: 11, Seq: 8, Layers: 1, Heads: 2, Width: 8}, 1)
 	check("config", raw, other, "layers=2")
 }

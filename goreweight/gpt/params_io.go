@@ -18,6 +18,8 @@ import (
 //	magic    8 bytes "GRWGPT\x1a\n"
 //	version  uint32 = 1
 //	config   5×uint32: Vocab, Seq, Layers, Heads, Width
+//	hcrc     uint32: CRC-32 (IEEE) of the bytes above, checked before
+//	         anything is allocated from the config
 //	count    uint32: number of tensors, in Params order
 //	count times:
 //	  nameLen uint32, name (nameLen bytes, UTF-8)
@@ -44,6 +46,7 @@ func (m *Model) SaveParams(w io.Writer) error {
 	for _, v := range []int{c.Vocab, c.Seq, c.Layers, c.Heads, c.Width} {
 		e.u32(uint32(v))
 	}
+	e.u32(crc.Sum32())
 	e.u32(uint32(len(m.params)))
 	for _, p := range m.params {
 		e.u32(uint32(len(p.Name)))
@@ -202,6 +205,14 @@ func (d *decoder) header() (Config, error) {
 			return Config{}, err
 		}
 		f[i] = int(u)
+	}
+	want := d.crc.Sum32()
+	got, err := d.u32()
+	if err != nil {
+		return Config{}, err
+	}
+	if got != want {
+		return Config{}, fmt.Errorf("gpt: parameter file header checksum mismatch (stored %08x, computed %08x): the file is corrupt", got, want)
 	}
 	cfg := Config{Vocab: f[0], Seq: f[1], Layers: f[2], Heads: f[3], Width: f[4]}
 	if err := cfg.Validate(); err != nil {
