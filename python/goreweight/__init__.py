@@ -1,0 +1,56 @@
+"""goreweight: dynamic loss-based sample reweighting for language-model
+pretraining (Sow et al., ICLR 2025, arXiv 2502.06733), computed by a Go core.
+
+The main entry points::
+
+    import goreweight
+    per_sample = goreweight.per_sample_loss(logits, labels)   # (batch,) float32
+    loss = goreweight.reweighted_loss(per_sample)             # scalar, weights detached
+    loss.backward()
+
+    rw = goreweight.Reweighter("linupper", schedule=goreweight.schedules.linear(100, 1, 10_000))
+    loss = rw(per_sample)        # uses r(step), then step += 1
+    logger.log(rw.stats)         # flat dict of floats
+
+    w = goreweight.weights(losses, strategy="linupper", r=1.0)   # torch, numpy or Arrow
+
+The Go library is loaded on first use. A process forked after that cannot
+call goreweight (it raises RuntimeError): DataLoader workers that call
+goreweight need ``multiprocessing_context="spawn"``. See docs/python.md.
+"""
+
+from __future__ import annotations
+
+from . import schedules, torch_reference
+from ._lib import GoreweightError, library_path
+from ._lib import strategies as _strategies
+from ._lib import version as _version
+from ._reweighter import Reweighter
+from ._weights import max_weight_bound, per_sample_loss, reweighted_loss, weights
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GoreweightError",
+    "Reweighter",
+    "library_path",
+    "library_version",
+    "max_weight_bound",
+    "per_sample_loss",
+    "reweighted_loss",
+    "schedules",
+    "strategies",
+    "torch_reference",
+    "weights",
+    "__version__",
+]
+
+
+def strategies() -> list[str]:
+    """The names of the strategies the Go core knows, sorted."""
+    return _strategies()
+
+
+def library_version() -> str:
+    """The version of the Go library in use, e.g. ``"0.1.0 (go1.26.0)"``."""
+    return _version()

@@ -1,0 +1,201 @@
+"""The stateful Reweighter: the Go core's Reweighter behind a handle."""
+
+from __future__ import annotations
+
+import json
+import numbers
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from . import _args, _exchange, _lib, _weights, schedules
+from ._exchange import Target
+
+__all__ = ["Reweighter"]
+
+ScheduleLike = Union[schedules.Schedule, Mapping[str, Any], float, int]
+
+
+def _schedule(s: Any) -> schedules.Schedule:
+    if s is None:
+        return schedules.constant(1.0)
+    if isinstance(s, schedules.Schedule):
+        return s
+    if isinstance(s, Mapping):
+        return schedules.from_dict(s)
+    if isinstance(s, numbers.Real) and not isinstance(s, bool):
+        return schedules.constant(s)
+    raise TypeError(
+        "goreweight: schedule must be a goreweight.schedules.Schedule, its dict form, or a number "
+        f"(a constant r), got {type(s).__name__}"
+    )
+
+
+class Reweighter:
+    """Dynamic loss-based reweighting for a training run.
+
+    ``rw(per_sample)`` returns the reweighted loss of one (global) batch at
+    the temperature the schedule gives for the current step, and advances
+    the step. The weights are computed by the Go core's ``Reweighter``; the
+    state (configuration and step) is plain data, so a run restored with
+    :meth:`load_state_dict` continues exactly as an uninterrupted one.
+
+    Parameters
+    ----------
+    strategy, delta, cap, nonfinite, q, domain_multipliers:
+        As in :func:`goreweight.weights`.
+    schedule:
+        The temperature schedule: a :mod:`goreweight.schedules` schedule, its
+        dict form, or a number for a constant r. Default: ``constant(1.0)``,
+        the paper's r = 1 from the first step (use
+        ``schedules.linear(100, 1, steps)`` or ``schedules.constant(r,
+        warmup=1000)`` to start near uniform).
+    group:
+        The torch.distributed process group whose ranks together form the
+        global batch (default: the world, when torch.distributed is
+        initialised). Every rank must call ``rw`` on every step.
+
+    Scope: the weights are computed per call, so with gradient accumulation
+    each micro-batch is weighted on its own and the step advances per
+    micro-batch; set :attr:`step` from the optimizer step if the schedule
+    should follow optimizer steps instead. A Reweighter may be shared by
+    threads (calls are serialised in Go) but is meant for one training loop.
+    """
+
+    def __init__(
+        self,
+        strategy: str = "linupper",
+        schedule: Optional[ScheduleLike] = None,
+        delta: float = 1.0,
+        cap: Optional[float] = None,
+        nonfinite: str = "zero",
+        group: Any = None,
+        *,
+        q: Optional[float] = None,
+        domain_multipliers: Optional[Sequence[float]] = None,
+    ) -> None:
+        self._t: Optional[Target] = None
+        cfg = _args.options(strategy, delta, cap, nonfinite, q, domain_multipliers)
+        cfg["schedule"] = _schedule(schedule).to_dict()
+        self._t = Target(_lib.new_handle("grw_reweighter_new", _args.dumps(cfg)), True)
+        self.group = group
+
+    def __del__(self, _close: Any = _lib.close_handle) -> None:
+        t = getattr(self, "_t", None)
+        if t is not None:
+            _close(t.h)
+
+    # ------------------------------------------------------------ the step
+
+    def __call__(self, per_sample: torch.Tensor, domains: Any = None) -> torch.Tensor:
+        """The reweighted loss ``Σ w_i · l_i`` of a batch of per-sample losses
+        (a 1-D tensor that may require grad), as in
+        :func:`goreweight.reweighted_loss` (including the gather over the
+        process group); then the step advances. On error the step does not
+        advance."""
+        t = self._handle()
+        wl, l, world, bad, _ = _weights.global_weights(t, 0.0, per_sample, domains, self.group, False)
+        return _weights.combine(wl, l, world, bad)
+
+    def weights(self, losses: Any, domains: Any = None) -> Any:
+        """The weights of one batch (no gather, no loss) at the current step's
+        temperature, of the same kind as the input (as :func:`goreweight.weights`);
+        then the step advances."""
+        t = self._handle()
+        if isinstance(losses, torch.Tensor):
+            n = _exchange.check_losses_tensor(losses, "losses")
+            dom = None if domains is None else _exchange.domains_array(domains, n)
+            return _exchange.torch_weights(t, 0.0, losses, n, dom, False)[0]
+        if isinstance(losses, np.ndarray):
+            return _exchange.numpy_weights(t, 0.0, losses, domains, False)[0]
+        if _exchange.is_arrow(losses):
+            return _exchange.arrow_weights(t, 0.0, losses, domains, False)[0]
+        raise TypeError(
+            "goreweight: losses must be a torch.Tensor, a numpy.ndarray or an Arrow array, got "
+            f"{type(losses).__name__}"
+        )
+
+    # ------------------------------------------------------------ state
+
+    def _handle(self) -> Target:
+        t = self._t
+        if t is None:
+            raise ValueError("goreweight: this Reweighter is closed")
+        return t
+
+    @property
+    def step(self) -> int:
+        """The global step the next call uses (settable, >= 0)."""
+        s = _lib.slots
+        _lib.call("grw_reweighter_step", self._handle().h, s.n_p)
+        return int(s.n.value)
+
+    @step.setter
+    def step(self, value: int) -> None:
+        v = _args.integer("step", value)
+        if v < 0:
+            raise ValueError(f"goreweight: step must be >= 0, got {value!r}")
+        _lib.call("grw_reweighter_set_step", self._handle().h, v)
+
+    @property
+    def r(self) -> float:
+        """The temperature of the current step (``inf`` during the warm-up)."""
+        s = _lib.slots
+        _lib.call("grw_reweighter_r", self._handle().h, s.d_p)
+        return float(s.d.value)
+
+    @property
+    def stats(self) -> dict[str, float]:
+        """Statistics of the last successful call, over the global batch, as
+        a flat dict of floats ready for any logger (empty before the first
+        call and after a failed one): ``step``, ``r`` (inf in warm-up),
+        ``uniform`` (0/1), ``m``, ``valid``, ``nonfinite``, ``max_wm``
+        (max w · valid), ``min_wm``, ``ess`` (1/Σw²), ``ess_frac``,
+        ``entropy``, ``loss_min``, ``loss_max``, ``loss_mean``,
+        ``loss_weighted`` (Σ w·l), ``capped``, and with domains
+        ``domain/<id>/{count,nonfinite,mean_loss,weight_sum,mean_weight,mean_wm}``.
+        They are computed only when read."""
+        p = _lib.call_string("grw_reweighter_stats", self._handle().h)
+        return {k: float(v) for k, v in json.loads(p).items()}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The configuration in effect, defaults filled in (the core's Config
+        JSON form, with the schedule as a dict)."""
+        return json.loads(_lib.call_string("grw_reweighter_config", self._handle().h))
+
+    @property
+    def schedule(self) -> schedules.Schedule:
+        """The temperature schedule."""
+        return schedules.from_dict(self.config["schedule"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state (format version, configuration and step) as a plain dict
+        of JSON values, for ``torch.save`` or any checkpoint format."""
+        return json.loads(_lib.call_string("grw_reweighter_state", self._handle().h))
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Replace configuration and step by a :meth:`state_dict`; the next
+        call continues exactly where the saved run left off."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"goreweight: state must be a dict from state_dict(), got {type(state).__name__}")
+        try:
+            js = json.dumps(dict(state), allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"goreweight: state is not a state_dict(): {e}") from None
+        _lib.call("grw_reweighter_load_state", self._handle().h, js.encode("utf-8"))
+
+    def close(self) -> None:
+        """Free the Go object now (otherwise when garbage collected)."""
+        t, self._t = self._t, None
+        if t is not None:
+            _lib.close_handle(t.h)
+
+    def __repr__(self) -> str:
+        if self._t is None:
+            return "goreweight.Reweighter(closed)"
+        c = self.config
+        sched = schedules.from_dict(c.pop("schedule"))
+        args = ", ".join(f"{k}={v!r}" for k, v in c.items())
+        return f"goreweight.Reweighter({args}, schedule={sched!r}, step={self.step})"
