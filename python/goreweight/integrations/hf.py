@@ -1,0 +1,297 @@
+"""Hugging Face ``transformers.Trainer`` integration: :class:`ReweightingTrainer`.
+
+Install with ``pip install "goreweight[hf]"``. This module imports ``transformers`` when it is
+imported itself; ``import goreweight`` never does.
+
+What the trainer does on every training micro-batch (``compute_loss``):
+
+1. runs the model *without* ``labels`` (so the model computes no loss of its own) and takes the
+   causal-LM logits;
+2. ``goreweight.per_sample_loss(logits, labels)``: the mean token cross-entropy of each sequence
+   (float32, labels shifted by one, ``-100`` ignored);
+3. sets the reweighter's step to ``self.state.global_step`` (the number of optimizer steps done),
+   so the temperature ``r`` is a pure function of the Trainer's step, also after a resume;
+4. returns ``reweighter(per_sample)``: the losses of all ranks are gathered, the weights are
+   computed over that *global micro-batch*, and this rank returns
+   ``world_size * sum_{i on this rank} w_i * l_i`` (weights constant for autograd).
+
+Gradient accumulation and ``num_items_in_batch``: the weighted loss is already a per-micro-batch
+mean over sequences, so token counting does not apply. ``num_items_in_batch`` is ignored, and the
+trainer tells the Trainer so (``model_accepts_loss_kwargs = False``, ``loss_is_scaled_for_ga =
+False``); the Trainer then divides each micro-batch loss by the number of micro-batches in the
+accumulation (``current_gradient_accumulation_steps``), and DDP averages over ranks. One optimizer
+step therefore applies ``(1/G) * sum_g sum_i w_i^(g) * grad l_i^(g)`` for ``G`` micro-batches,
+each weighted on its own over all ranks. With ``strategy="uniform"`` and sequences that all have
+the same number of label tokens (packed pretraining data), this is exactly the gradient of the
+stock Trainer's token-mean loss; with padding, ``uniform`` gives every *sequence* the same weight
+while the stock loss gives every *token* the same weight.
+
+Evaluation (``model.training`` false) uses the stock loss, so eval losses stay comparable with
+runs that do not reweight, and does not advance the reweighter.
+
+Statistics: ``reweighter.stats`` of every training micro-batch are averaged until the Trainer
+next logs, then added to that log record with the prefix ``"reweight/"`` (so TensorBoard, W&B and
+``trainer.state.log_history`` get them next to ``loss``).
+
+Checkpoints: each checkpoint folder gets ``goreweight_state.json`` (written atomically by the
+process that saves); ``train(resume_from_checkpoint=...)`` loads it before training resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from typing import Any, Optional, Union
+
+try:
+    from transformers import Trainer
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+except ImportError as _err:  # pragma: no cover - exercised only without transformers
+    raise ImportError(
+        "goreweight.integrations.hf needs the Hugging Face transformers package: "
+        'pip install "goreweight[hf]" (or pip install transformers accelerate)'
+    ) from _err
+
+import torch
+
+from goreweight import Reweighter, per_sample_loss
+
+__all__ = ["ReweightingMixin", "ReweightingTrainer", "STATE_FILE"]
+
+#: Name of the reweighter state file written into every checkpoint folder.
+STATE_FILE = "goreweight_state.json"
+_STATE_FORMAT = "goreweight-hf-state-1"
+
+
+class ReweightingMixin:
+    """Mixin for ``transformers.Trainer`` (or a subclass of it) that trains on the reweighted loss.
+
+    Put it first in the bases, e.g. ``class MyTrainer(ReweightingMixin, SomeTrainer)``;
+    :class:`ReweightingTrainer` is ``ReweightingMixin`` + ``transformers.Trainer``. See the module
+    docstring for exactly what is computed, how gradient accumulation is scaled and what is
+    logged and checkpointed.
+
+    Keyword arguments (all others go to the Trainer):
+
+    - ``reweighter``: the :class:`goreweight.Reweighter` to use (its strategy, temperature
+      schedule, delta, cap, non-finite policy and process group). Default: ``Reweighter()``.
+    - ``stats_prefix``: prefix of the logged statistics keys (default ``"reweight/"``).
+    - ``domain_key``: name of an optional batch entry holding per-sample domain ids; it is removed
+      from the batch before the model sees it and handed to the reweighter (per-domain
+      statistics, domain multipliers), as an integer tensor of shape ``(batch,)``. The Trainer
+      keeps this column although the model's ``forward`` does not take it (with
+      ``remove_unused_columns`` it would drop it otherwise). ``None`` disables it.
+    - ``ignore_index``: label value excluded from the loss (default ``-100``).
+    - ``shift_labels``: whether labels are the inputs themselves (causal LM, default ``True``:
+      logits at position ``t`` predict label ``t+1``) or already aligned with the logits.
+    """
+
+    #: The loss returned by ``compute_loss`` is a per-micro-batch mean: the Trainer must divide it
+    #: by the number of accumulated micro-batches (read by transformers versions that have it).
+    loss_is_scaled_for_ga: Optional[bool] = False
+
+    def __init__(
+        self,
+        *args: Any,
+        reweighter: Optional[Reweighter] = None,
+        stats_prefix: str = "reweight/",
+        domain_key: Optional[str] = "domains",
+        ignore_index: int = -100,
+        shift_labels: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if reweighter is None:
+            reweighter = Reweighter()
+        if not isinstance(reweighter, Reweighter):
+            raise TypeError(f"reweighter must be a goreweight.Reweighter, got {type(reweighter).__name__}")
+        super().__init__(*args, **kwargs)
+        if getattr(self, "compute_loss_func", None) is not None:
+            raise ValueError(
+                "ReweightingTrainer computes the loss itself; do not pass compute_loss_func as well"
+            )
+        if getattr(self.args, "label_smoothing_factor", 0.0):
+            raise ValueError(
+                "ReweightingTrainer does not support label smoothing "
+                f"(label_smoothing_factor={self.args.label_smoothing_factor}); set it to 0"
+            )
+        self.reweighter: Reweighter = reweighter
+        self.stats_prefix: str = stats_prefix
+        self.domain_key: Optional[str] = domain_key
+        self.ignore_index: int = ignore_index
+        self.shift_labels: bool = shift_labels
+        # The weighted loss is a mean over the micro-batch's sequences, never normalised by
+        # num_items_in_batch: with this flag off, every supported transformers version divides
+        # it by the number of accumulated micro-batches, and does not count or gather tokens.
+        self.model_accepts_loss_kwargs = False
+        self._rw_sums: dict[str, float] = {}
+        self._rw_counts: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ loss
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: Mapping[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Optional[Union[torch.Tensor, int]] = None,
+    ) -> Union[torch.Tensor, tuple[torch.Tensor, Any]]:
+        """Reweighted loss of one training micro-batch; the stock loss in evaluation.
+
+        ``num_items_in_batch`` is ignored in training (see the module docstring).
+        """
+        inputs = dict(inputs)
+        domains = inputs.pop(self.domain_key, None) if self.domain_key else None
+        if not model.training:
+            return super().compute_loss(  # type: ignore[misc]
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+        labels = inputs.pop("labels", None)
+        if labels is None:
+            raise ValueError(
+                "ReweightingTrainer needs 'labels' in every training batch (for a causal LM the "
+                "input_ids, with -100 where no loss is wanted; DataCollatorForLanguageModeling("
+                "tokenizer, mlm=False) adds them)"
+            )
+        outputs = model(**inputs)
+        logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs[0]
+        per_sample = per_sample_loss(logits, labels, ignore_index=self.ignore_index, shift=self.shift_labels)
+        self.reweighter.step = int(self.state.global_step)
+        loss = self.reweighter(per_sample, domains=domains)
+        self._accumulate_stats(self.reweighter.stats)
+        return (loss, outputs) if return_outputs else loss
+
+    def _set_signature_columns_if_needed(self) -> None:
+        # The Trainer keeps only the batch entries the model's forward takes (and the labels);
+        # the domain ids are for the reweighter, so they must survive that filter.
+        super()._set_signature_columns_if_needed()  # type: ignore[misc]
+        cols = getattr(self, "_signature_columns", None)
+        if self.domain_key and cols is not None and self.domain_key not in cols:
+            cols.append(self.domain_key)
+
+    # --------------------------------------------------------------- logging
+
+    def _accumulate_stats(self, stats: Mapping[str, float]) -> None:
+        for k, v in stats.items():
+            self._rw_sums[k] = self._rw_sums.get(k, 0.0) + float(v)
+            self._rw_counts[k] = self._rw_counts.get(k, 0) + 1
+
+    def pop_reweight_stats(self) -> dict[str, float]:
+        """Mean of each statistic over the training micro-batches since the last call, prefixed.
+
+        Called by :meth:`log` for every training log record; empty when no micro-batch ran since.
+        A key that only some micro-batches had (a per-domain key) is averaged over those.
+        """
+        out = {f"{self.stats_prefix}{k}": self._rw_sums[k] / n for k, n in self._rw_counts.items()}
+        self._rw_sums, self._rw_counts = {}, {}
+        return out
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        """The Trainer's ``log``, with the reweighting statistics added to training records."""
+        if "loss" in logs and self._rw_counts:
+            logs = {**logs, **self.pop_reweight_stats()}
+        super().log(logs, *args, **kwargs)  # type: ignore[misc]
+
+    # ----------------------------------------------------------- checkpoints
+
+    def save_reweighter_state(self, folder: str) -> str:
+        """Write ``goreweight_state.json`` into ``folder`` atomically and return its path."""
+        os.makedirs(folder, exist_ok=True)
+        self.reweighter.step = int(self.state.global_step)
+        doc = {
+            "format": _STATE_FORMAT,
+            "global_step": int(self.state.global_step),
+            "reweighter": self.reweighter.state_dict(),
+        }
+        path = os.path.join(folder, STATE_FILE)
+        fd, tmp = tempfile.mkstemp(prefix=STATE_FILE + ".", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(doc, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    def load_reweighter_state(self, folder: str) -> bool:
+        """Restore the reweighter (configuration and step) from ``folder/goreweight_state.json``.
+
+        The saved configuration wins over the one given to the trainer (with a warning when they
+        differ), so that a resumed run continues exactly the saved one.
+
+        Returns ``False`` (with a warning) when the folder has no such file, e.g. a checkpoint
+        written by a stock Trainer: the temperature schedule still follows the global step, only
+        the reweighter's own state starts fresh. A malformed file is an error.
+        """
+        path = os.path.join(folder, STATE_FILE)
+        if not os.path.isfile(path):
+            warnings.warn(
+                f"{folder} has no {STATE_FILE}; the reweighter starts fresh (its temperature "
+                "still follows the Trainer's global step)",
+                stacklevel=2,
+            )
+            return False
+        with open(path, encoding="utf-8") as f:
+            try:
+                doc = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path} is not valid JSON: {e}") from e
+        if not isinstance(doc, dict) or doc.get("format") != _STATE_FORMAT or "reweighter" not in doc:
+            raise ValueError(f"{path} is not a goreweight Trainer state (format {_STATE_FORMAT!r})")
+        before = self.reweighter.config
+        self.reweighter.load_state_dict(doc["reweighter"])
+        after = self.reweighter.config
+        if after != before:
+            warnings.warn(
+                f"the reweighter configuration saved in {path} replaces the one given to the trainer "
+                f"(given {before}, saved {after}): a resumed run continues the saved run",
+                stacklevel=2,
+            )
+        return True
+
+    def _save_checkpoint(self, model: Any, trial: Any, *args: Any, **kwargs: Any) -> None:
+        # Written before the Trainer's own files so that a checkpoint pushed to the Hub has it.
+        if self.args.should_save:
+            run_dir = self._get_output_dir(trial=trial)  # type: ignore[attr-defined]
+            folder = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            self.save_reweighter_state(folder)
+        super()._save_checkpoint(model, trial, *args, **kwargs)  # type: ignore[misc]
+
+    def train(
+        self,
+        resume_from_checkpoint: Optional[Union[str, bool]] = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """``Trainer.train``; on resume also restores the reweighter from the checkpoint."""
+        if resume_from_checkpoint is not None and resume_from_checkpoint is not False:
+            if resume_from_checkpoint is True:
+                resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+                if resume_from_checkpoint is None:
+                    raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir})")
+            self.load_reweighter_state(str(resume_from_checkpoint))
+        return super().train(resume_from_checkpoint, *args, **kwargs)  # type: ignore[misc]
+
+
+class ReweightingTrainer(ReweightingMixin, Trainer):
+    """``transformers.Trainer`` that trains on the reweighted per-sequence loss.
+
+    Example::
+
+        from goreweight import Reweighter, schedules
+        from goreweight.integrations.hf import ReweightingTrainer
+
+        rw = Reweighter("linupper", schedule=schedules.cosine(100.0, 1.0, steps=1000))
+        trainer = ReweightingTrainer(model=model, args=args, train_dataset=ds, reweighter=rw)
+        trainer.train()
+
+    See :class:`ReweightingMixin` for the extra keyword arguments and the module docstring for
+    the accumulation and DDP semantics.
+    """
+
