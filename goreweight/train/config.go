@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -52,8 +53,8 @@ type Config struct {
 	REnd   float64 `json:"r_end"`
 	// RSteps is the number of steps the annealing takes after the warm-up
 	// (it then holds REnd), or for step the step (after the warm-up) where r
-	// switches. 0 means: all the steps after the warm-up for the annealing
-	// kinds, half of them for step.
+	// switches. 0 means: so that the last step runs at REnd for the
+	// annealing kinds, half of the steps after the warm-up for step.
 	RSteps int `json:"r_steps"`
 	// WarmupR is the number of uniform-weight steps before the schedule
 	// starts; -1 (the default) means Steps/10.
@@ -140,7 +141,7 @@ func DefaultConfig() Config {
 		REnd:        1,
 		WarmupR:     -1,
 		Delta:       1,
-		Steps:       600,
+		Steps:       1000,
 		Batch:       16,
 		Seq:         64,
 		Layers:      2,
@@ -155,7 +156,7 @@ func DefaultConfig() Config {
 		ValFraction: 0.1,
 		ValMax:      64,
 		EvalEvery:   50,
-		CkptEvery:   100,
+		CkptEvery:   250,
 		LogEvery:    1,
 	}
 }
@@ -236,6 +237,9 @@ func (c Config) ParseJSON(b []byte) (Config, []string, error) {
 	}
 	if raw == nil {
 		return c, nil, fmt.Errorf("train: config must be a JSON object, got null")
+	}
+	if err := dec.Decode(&struct{}{}); err != io.EOF {
+		return c, nil, fmt.Errorf("train: config: unexpected data after the JSON object")
 	}
 	known := Keys()
 	norm := make(map[string]json.RawMessage, len(raw))
@@ -393,7 +397,7 @@ func (c Config) Reweighting(strategy string) goreweight.Config {
 		s = goreweight.StepSchedule([]int64{n}, []float64{c.RStart, c.REnd})
 	default: // linear, cosine, exponential; anything else fails Validate
 		if n == 0 {
-			n = max(after, 1)
+			n = max(after-1, 1) // the last step runs at REnd
 		}
 		s = goreweight.Schedule{Kind: c.Schedule, RStart: c.RStart, REnd: c.REnd, Steps: n}
 	}

@@ -54,8 +54,11 @@ func plotColor(s *Summary, strategy string) color.Color {
 	return strategyColors[0]
 }
 
-// writePlots writes the three PNGs and returns their names.
-func writePlots(cfg Config, e *env, s *Summary, results []runResult) ([]string, error) {
+// writePlots writes the three PNGs and returns the names of those written.
+// A plot that cannot be drawn is reported on warn and left out: the
+// training results are in the other files.
+func writePlots(cfg Config, e *env, s *Summary, results []runResult, warn io.Writer) ([]string, error) {
+	var names []string
 	for _, f := range []struct {
 		name string
 		fn   func(Config, *env, *Summary, []runResult) ([][]*plot.Plot, vg.Length, vg.Length, error)
@@ -64,15 +67,32 @@ func writePlots(cfg Config, e *env, s *Summary, results []runResult) ([]string, 
 		{plotTemp, temperaturePlots},
 		{plotWeightVL, weightLossPlots},
 	} {
-		grid, w, h, err := f.fn(cfg, e, s, results)
+		err := drawPlot(cfg, e, s, results, f.name, f.fn)
 		if err != nil {
-			return nil, fmt.Errorf("train: plot %s: %w", f.name, err)
+			if warn != nil {
+				fmt.Fprintf(warn, "goreweight-train: warning: %v\n", err)
+			}
+			continue
 		}
-		if err := savePNG(filepath.Join(cfg.Out, f.name), grid, w, h); err != nil {
-			return nil, err
-		}
+		names = append(names, f.name)
 	}
-	return []string{plotValLoss, plotTemp, plotWeightVL}, nil
+	return names, nil
+}
+
+// drawPlot makes and saves one plot; a panic in the plotting library
+// becomes an error.
+func drawPlot(cfg Config, e *env, s *Summary, results []runResult, name string,
+	fn func(Config, *env, *Summary, []runResult) ([][]*plot.Plot, vg.Length, vg.Length, error)) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("train: plot %s: %v", name, p)
+		}
+	}()
+	grid, w, h, err := fn(cfg, e, s, results)
+	if err != nil {
+		return fmt.Errorf("train: plot %s: %w", name, err)
+	}
+	return savePNG(filepath.Join(cfg.Out, name), grid, w, h)
 }
 
 // savePNG draws a grid of plots (nil cells stay empty) into a PNG written
@@ -158,7 +178,11 @@ func addLine(p *plot.Plot, name string, pts plotter.XYs, c color.Color, width vg
 // corner does not cover the data.
 func headroom(p *plot.Plot, frac float64) {
 	if _, ok := p.Y.Scale.(plot.LogScale); ok {
-		if p.Y.Min > 0 && p.Y.Max > p.Y.Min {
+		if p.Y.Min > 0 && p.Y.Max < p.Y.Min*1.5 {
+			p.Y.Min /= 1.5
+			p.Y.Max *= 1.5
+		}
+		if p.Y.Min > 0 {
 			p.Y.Max *= math.Pow(p.Y.Max/p.Y.Min, frac)
 		}
 		return

@@ -95,10 +95,17 @@ func (p *progress) update(step int, loss, r, maxWM Float, uniform bool, val *Flo
 			return
 		}
 		p.lastDraw = now
-		const barW = 24
+		const barW = 6
 		fill := barW * step / max(p.steps, 1)
-		line := fmt.Sprintf("%s [%s%s] %d/%d %3.0f%% | %s", p.label, strings.Repeat("#", fill), strings.Repeat(".", barW-fill),
-			step, p.steps, 100*float64(step)/float64(max(p.steps, 1)), stats)
+		rshort := rs
+		if rshort == "uniform" {
+			rshort = "-"
+		}
+		line := fmt.Sprintf("%s %d/%d [%s%s] ETA %s %s tok/s loss %.3f r %s max wM %.2f", strings.Trim(p.label, "[]"), step, p.steps,
+			strings.Repeat("#", fill), strings.Repeat(".", barW-fill), eta, fmtCount(tps), float64(loss), rshort, float64(maxWM))
+		if len(line) > 79 { // one terminal line, or \r cannot redraw it
+			line = line[:79]
+		}
 		pad := max(p.width-len(line), 0)
 		fmt.Fprintf(p.w, "\r%s%s", line, strings.Repeat(" ", pad))
 		p.width = len(line)

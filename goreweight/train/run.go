@@ -154,7 +154,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeSummary(cfg, env, sum, results); err != nil {
+	if err := writeSummary(cfg, env, sum, results, prog); err != nil {
 		return nil, err
 	}
 	return sum, nil

@@ -135,12 +135,12 @@ func summarize(cfg Config, e *env, results []runResult, wall time.Duration) (*Su
 
 // writeSummary writes the plots, summary.md and summary.json, and fills in
 // s.Files.
-func writeSummary(cfg Config, e *env, s *Summary, results []runResult) error {
+func writeSummary(cfg Config, e *env, s *Summary, results []runResult, warn io.Writer) error {
 	files := []string{configName, metricsName}
 	for _, r := range results {
 		files = append(files, filepath.Join(r.strategy, samplesName), filepath.Join(r.strategy, checkpointName))
 	}
-	plots, err := writePlots(cfg, e, s, results)
+	plots, err := writePlots(cfg, e, s, results, warn)
 	if err != nil {
 		return err
 	}
@@ -221,8 +221,17 @@ Validation loss is the mean token cross-entropy (nats) on held-out windows after
 "avg" counts each domain once. Lower is better. "reached %s's final at step" is the first
 evaluation step (every %d steps) at which a strategy's averaged validation loss was at or below
 %s's final one. "max w·M" is the largest weight times the batch size at any step (1 = uniform;
-Theorem 1 of the paper wants at most 2). Plots: val_loss.png, temperature.png, weight_vs_loss.png.
+Theorem 1 of the paper wants at most 2).
 `, s.Baseline, c.EvalEvery, s.Baseline)
+	var plots []string
+	for _, f := range s.Files {
+		if strings.HasSuffix(f, ".png") {
+			plots = append(plots, filepath.Base(f))
+		}
+	}
+	if len(plots) > 0 {
+		fmt.Fprintf(&b, "Plots: %s.\n", strings.Join(plots, ", "))
+	}
 	return b.String()
 }
 

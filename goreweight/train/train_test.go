@@ -523,7 +523,7 @@ func TestConfigErrors(t *testing.T) {
 		{func(c *Config) { c.LRMin = 1 }, "lr_min = 1: must not exceed lr"},
 		{func(c *Config) { c.Noise = 1 }, "noise = 1"},
 		{func(c *Config) { c.ValFraction = 0 }, "val_fraction = 0"},
-		{func(c *Config) { c.WarmupR = 600 }, "warmup_r = 600: must be less than steps"},
+		{func(c *Config) { c.WarmupR = 1000 }, "warmup_r = 1000: must be less than steps"},
 		{func(c *Config) { c.Strategy = "topk" }, "needs q"},
 		{func(c *Config) { c.Data = "" }, "data"},
 	} {

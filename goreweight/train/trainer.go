@@ -178,7 +178,7 @@ func (t *trainer) loop(ctx context.Context, p *progress, onStep func(string, int
 				return err
 			}
 			p.printf("[%s] interrupted at step %d/%d: checkpoint written\n", t.strategy, t.step, cfg.Steps)
-			return fmt.Errorf("%w at step %d/%d of strategy %s; checkpoint and logs are written, continue with --resume %s", ErrInterrupted, t.step, cfg.Steps, t.strategy, cfg.Out)
+			return fmt.Errorf("%w at step %d/%d of strategy %s; checkpoint and logs are written; continue by resuming %s (goreweight-train --resume DIR, or the resume key)", ErrInterrupted, t.step, cfg.Steps, t.strategy, cfg.Out)
 		}
 		t0 := time.Now()
 
