@@ -81,6 +81,9 @@ def _run(cmd: list[str], what: str) -> None:
         subprocess.run(cmd, cwd=ROOT, env=env, check=True)
     except subprocess.CalledProcessError as e:
         sys.exit(f"error: goreweight: {what} failed (exit status {e.returncode}); see the Go output above.")
+    except OSError as e:
+        sys.exit(f"error: goreweight: {what}: cannot run {cmd[0]!r} ({e}). goreweight needs the Go toolchain "
+                 "(go >= 1.26): install it from https://go.dev/dl/ or set GOREWEIGHT_GO to the go binary.")
 
 
 def build_go(pkg_dir: str) -> None:

@@ -29,6 +29,7 @@ from . import _lib
 from ._lib import slots
 
 _f32 = torch.float32
+_strided = torch.strided
 _np_f32 = np.dtype(np.float32)
 
 _capsule_ptr = ctypes.pythonapi.PyCapsule_GetPointer
@@ -143,14 +144,16 @@ def _ptr(a: Optional[np.ndarray]) -> Optional[int]:
 
 
 def check_losses_tensor(t: torch.Tensor, name: str) -> int:
-    """Checks a 1-D non-empty floating tensor and returns its length."""
+    """Checks a 1-D non-empty floating dense tensor and returns its length."""
     if t.ndim != 1:
         raise ValueError(f"goreweight: {name} must be 1-D (one loss per sample), got shape {tuple(t.shape)}")
     n = t.numel()
     if n == 0:
         raise ValueError(f"goreweight: {name} is empty: there are no losses to weight")
-    if not t.is_floating_point():
+    if t.dtype is not _f32 and not t.is_floating_point():
         raise TypeError(f"goreweight: {name} must be a floating-point tensor, got {t.dtype}")
+    if t.layout is not _strided:
+        raise TypeError(f"goreweight: {name} must be a dense (strided) tensor, got layout {t.layout}")
     return n
 
 
@@ -206,11 +209,14 @@ def torch_weights(t: Target, r: float, x: torch.Tensor, n: int, dom: Optional[np
         ev.record(torch.cuda.current_stream(dev))
         p.event = ev
         return w, bad, sp
+    if not x.is_cpu:  # another accelerator (mps, xpu, ...): through host memory
+        w, bad, sp = torch_weights(t, r, x.detach().to("cpu", _f32), n, dom, want_stats)
+        return w.to(x.device), bad, sp
     if x.dtype is not _f32:
         x = x.detach().float()
     if not x.is_contiguous():
         x = x.contiguous()
-    w = torch.empty(n, dtype=_f32)
+    w = x.new_empty(n)  # float32 on the CPU, without x's autograd history
     bad, sp = go_raw(t, r, x.data_ptr(), dp, n, w.data_ptr(), want_stats)
     return w, bad, sp
 
