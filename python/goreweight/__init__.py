@@ -54,3 +54,4 @@ def strategies() -> list[str]:
 def library_version() -> str:
     """The version of the Go library in use, e.g. ``"0.1.0 (go1.26.0)"``."""
     return _version()
+from .train import train  # noqa: E402  (the Go-native GPT trainer, docs/trainer.md)

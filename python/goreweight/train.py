@@ -1,0 +1,102 @@
+"""``goreweight.train``: the Go-native GPT trainer, called in-process.
+
+It runs the same trainer as the ``goreweight-train`` command (package
+``goreweight/train`` of the Go module) through the shared library's
+``grw_train`` entry point, so a notebook or script can run the paper's
+comparison without a GPU and get the summary back as a dict::
+
+    import goreweight
+    summary = goreweight.train({"steps": 300, "compare": ["uniform", "linupper"]})
+    for run in summary["runs"]:
+        print(run["strategy"], run["val_loss"])
+
+The keys are those of the command's flags, with ``_`` (or ``-``):
+``data``, ``tokenizer``, ``strategy``, ``compare``, ``schedule``,
+``r_start``, ``r_end``, ``r_steps``, ``warmup_r``, ``cap``, ``steps``,
+``batch``, ``seq``, ``layers``, ``heads``, ``width``, ``lr``, ``seed``,
+``out``, ``resume``, ``noise``, ``eval_every``, ``ckpt_every``, ``threads``,
+``quiet`` and more (see docs/trainer.md); keys left out take the command's
+defaults, so ``goreweight.train()`` runs the default uniform-vs-linupper
+comparison on the built-in corpus (a few minutes on two cores).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+from typing import Any, Callable, Mapping, Optional
+
+from . import _lib
+
+__all__ = ["train"]
+
+
+def _entry() -> Callable[..., int]:
+    """The library's ``grw_train``, bound with its C signature."""
+    api = _lib.api()
+    f = getattr(api, "grw_train", None)
+    if f is None:
+        try:
+            f = api.dll.grw_train
+        except AttributeError:
+            raise _lib.GoreweightError(
+                f"goreweight: the Go library at {_lib.library_path()} has no grw_train (it predates "
+                "the trainer); reinstall the package with `pip install .` from an up-to-date checkout"
+            ) from None
+        f.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p]
+        f.restype = ctypes.c_int
+        setattr(api, "grw_train", f)
+    return f
+
+
+def train(config: Optional[Mapping[str, Any]] = None, /, **options: Any) -> dict[str, Any]:
+    """Train one small GPT per strategy in Go, with dynamic loss-based sample
+    reweighting in the loop, and return the run's summary.
+
+    Args:
+        config: trainer settings, keyed like the ``goreweight-train`` flags
+            (``"r_start"`` or ``"r-start"``); ``compare`` may be a list of
+            strategy names or a comma-separated string. ``{"resume": DIR}``
+            continues an interrupted run.
+        **options: more settings, overriding ``config``.
+
+    Returns:
+        The summary (also written to ``OUT/summary.json``): ``out`` (the run
+        directory), ``baseline``, ``domains``, ``runs`` (per strategy:
+        ``strategy``, ``val_loss`` averaged over domains, ``val`` per domain,
+        ``delta_vs_baseline``, ``step_to_baseline``, ``train_loss``,
+        ``max_wm``, ``tokens_per_s``, ``train_s``, ``wall_s``), ``files``,
+        ``data``, ``params``, ``backend``, ``threads``, ``wall_s`` and the
+        full ``config``. Values that are not finite numbers are ``None``.
+
+    Progress is printed on the process's standard error (in Jupyter: the
+    server's console) unless ``quiet=True``.
+
+    Raises:
+        GoreweightError: an invalid setting (the message names the key), data
+            that cannot be read, or a run that fails.
+        KeyboardInterrupt: Ctrl-C (SIGINT) during the run; training stops
+            after the current step and writes a checkpoint first, and the
+            message names the directory to pass as ``resume``.
+        RuntimeError: called in a process forked after the library was
+            loaded.
+    """
+    cfg: dict[str, Any] = dict(config or {})
+    cfg.update(options)
+    try:
+        payload = json.dumps(cfg, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise _lib.GoreweightError(f"goreweight: train config is not JSON-serialisable: {e}") from None
+    f = _entry()
+    s = _lib.slots
+    status = f(payload.encode("utf-8"), s.out_p, s.err_p)
+    if status != 0:
+        msg = _lib.take_string(s.err.value)
+        s.err.value = None
+        if msg.startswith("train: interrupted"):
+            raise KeyboardInterrupt(msg)
+        raise _lib.GoreweightError(msg or f"goreweight: grw_train failed with status {status}")
+    out = s.out.value
+    s.out.value = None
+    result: dict[str, Any] = json.loads(_lib.take_string(out))
+    return result
