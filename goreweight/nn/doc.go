@@ -24,15 +24,27 @@
 // Matrix products go through gonum's blas32 API. Which implementation backs it
 // is decided in one place, the backend_*.go files, by build tags:
 //
-//	go build ./...                  # pure-Go gonum (default)
-//	go build -tags openblas ./...   # OpenBLAS through cgo (needs libopenblas-dev)
+//	go build ./...                  # pure-Go gonum (default, no cgo)
+//	go build -tags openblas ./...   # OpenBLAS through cgo
 //
-// [Backend] names the one in use. All parallelism is Go's: every layer splits
+// The openblas tag needs cgo (CGO_ENABLED=1, a C compiler) and the OpenBLAS
+// library and headers at link time (Debian/Ubuntu: apt-get install
+// libopenblas-dev); backend_openblas.go adds -lopenblas itself. With the tag
+// but without cgo the build stops with an error naming the fix. [Backend]
+// names the backend in use; the trainer prints it at start-up. On this
+// project's 2-core machine gonum's Sgemm runs at about 10 GFLOP/s per core,
+// OpenBLAS at about 90-100.
+//
+// Outside the matrix products, the hot loops (GELU's tanh, softmax's exp, and
+// the LayerNorm and softmax rows) run as AVX2+FMA assembly in the internal
+// fastmath package when the CPU has it, with a pure-Go fallback that the
+// purego build tag forces. All parallelism is Go's: every layer splits
 // its work over [Threads] goroutines by fixed rows (or fixed columns for
 // reductions over rows), so each output element is computed by exactly one
 // goroutine in a fixed order and results are bitwise reproducible for a given
 // seed and thread count. Reductions over rows (bias, LayerNorm and embedding
-// gradients) are partitioned by columns and are independent of the thread count.
+// gradients) are partitioned by columns, so no two goroutines ever add into
+// the same element. Different thread counts may differ in the last bits.
 // With OpenBLAS, its own thread pool is set to one thread so that it never
 // competes with the goroutines (see backend_openblas.go).
 package nn
