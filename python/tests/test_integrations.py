@@ -39,17 +39,17 @@ def tiny_gpt2(seed: int = 0) -> GPT2LMHeadModel:
         vocab_size=V, n_positions=T, n_embd=32, n_layer=2, n_head=2,
         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
     )
-    model = GPT2LMHeadModel(cfg)
-    # transformers derives loss_type from the class name, and "GPT2LMHeadModel" maps to none: the
-    # model still computes a causal-LM loss, but the stock Trainer (5.x) then counts
-    # num_items_in_batch over all labels instead of labels[..., 1:], scaling its loss by (T-1)/T.
-    # Naming the loss type makes the stock Trainer count what the loss averages over.
-    model.loss_type = "ForCausalLM"
-    return model
+    return GPT2LMHeadModel(cfg)
 
 
 class Rows(torch.utils.data.Dataset):
-    """Random token rows; labels = input_ids (every sequence has T-1 label tokens after the shift)."""
+    """Random token rows; labels = input_ids, except -100 at position 0.
+
+    Position 0 is never a target (the causal shift drops it), so the loss is unchanged; but the
+    stock Trainer counts num_items_in_batch over all labels in transformers < 5 (and in 5.x for
+    GPT2LMHeadModel, whose class name maps to no loss_type), which would scale its loss by
+    (T-1)/T. With position 0 ignored every counting rule gives the T-1 targets per row.
+    """
 
     def __init__(self, n: int, seed: int = 1, domains: bool = False) -> None:
         g = torch.Generator().manual_seed(seed)
@@ -62,7 +62,9 @@ class Rows(torch.utils.data.Dataset):
         return len(self.ids)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        d = {"input_ids": self.ids[i], "labels": self.ids[i]}
+        labels = self.ids[i].clone()
+        labels[0] = -100
+        d = {"input_ids": self.ids[i], "labels": labels}
         if self.dom is not None:
             d["domains"] = self.dom[i]
         return d
@@ -119,7 +121,7 @@ def test_uniform_equals_stock_trainer(tmp_path):
         runs[name] = (tr, rec, tr.evaluate()["eval_loss"])
     (stock, srec, seval), (ours, orec, oeval) = runs["stock"], runs["uniform"]
     assert_grads_close(orec.grads, srec.grads)
-    torch.testing.assert_close(train_losses(ours), train_losses(stock), rtol=1e-5, atol=0)
+    torch.testing.assert_close(train_losses(ours), train_losses(stock), rtol=1e-5, atol=1e-4)
     assert oeval == pytest.approx(seval, rel=1e-6)
     for p, q in zip(ours.model.parameters(), stock.model.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
@@ -180,7 +182,8 @@ def test_linupper_equals_oracle(tmp_path):
     assert all(r["reweight/max_wm"] > 1.0 for r in logged[1:])
     assert sum(r["reweight/domain/0/count"] for r in logged) > 0
     # the reported loss is the weighted loss, per optimizer step
-    assert [r["loss"] for r in logged] == pytest.approx([r["reweight/loss_weighted"] for r in logged], rel=1e-5)
+    # (transformers 4.x rounds the logged loss to 4 decimals)
+    assert [r["loss"] for r in logged] == pytest.approx([r["reweight/loss_weighted"] for r in logged], abs=1e-4)
 
 
 def test_resume_continues_schedule(tmp_path):

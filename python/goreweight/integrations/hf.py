@@ -1,7 +1,8 @@
 """Hugging Face ``transformers.Trainer`` integration: :class:`ReweightingTrainer`.
 
-Install with ``pip install "goreweight[hf]"``. This module imports ``transformers`` when it is
-imported itself; ``import goreweight`` never does.
+Install with ``pip install "goreweight[hf]"`` (transformers >= 4.57, tested with 4.57 and 5.x;
+older versions scale a short last gradient accumulation differently). This module imports
+``transformers`` when it is imported itself; ``import goreweight`` never does.
 
 What the trainer does on every training micro-batch (``compute_loss``):
 
