@@ -46,9 +46,10 @@
 //     Options and Config (unknown fields are errors); results with structure
 //     (stats, state, lists) are JSON strings. Stats JSON may contain the
 //     tokens NaN, Infinity and -Infinity (Python's json reads them).
-//  8. Only this file's cgo preamble defines macros (status codes); other
-//     files' preambles include standard headers only, so that the generated
-//     header stays valid C.
+//  8. The generated header concatenates every file's cgo preamble, so each
+//     macro or type is defined in exactly one preamble (status codes here,
+//     struct grw_weights_args in packed.go); other preambles include
+//     standard headers only.
 //
 // A process forked after the library was loaded must not call into it: the
 // child has no Go runtime threads and would hang. The Python package guards

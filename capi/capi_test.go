@@ -177,6 +177,32 @@ func TestReweighterStateAndStats(t *testing.T) {
 	}
 }
 
+func TestPackedDispatchesOnTheHandleKind(t *testing.T) {
+	wh, _ := weigherNew(`{}`)
+	rh, _ := reweighterNew(`{"schedule": {"kind": "constant", "r": 1}}`)
+	defer closeHandle(wh)
+	defer closeHandle(rh)
+	l := []float32{1, 2, 3, 4}
+	a, b := make([]float32, 4), make([]float32, 4)
+	if _, err := packedWeights(wh, 1, rawBatch(l, nil, a), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := packedWeights(rh, 0, rawBatch(l, nil, b), false); err != nil {
+		t.Fatal(err)
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("weigher %v, reweighter %v", a, b)
+		}
+	}
+	if s, _ := reweighterStep(rh); s != 1 {
+		t.Errorf("the packed call did not advance the reweighter: step %d", s)
+	}
+	if _, err := packedWeights(1<<62, 1, rawBatch(l, nil, a), false); err == nil || !strings.Contains(err.Error(), "unknown or closed") {
+		t.Errorf("closed handle: %v", err)
+	}
+}
+
 func TestFlatJSONReadsBackInPython(t *testing.T) {
 	st := &goreweight.Stats{R: math.Inf(1), LossMean: 0.1, Domains: []goreweight.DomainStats{{Count: 1, MeanLoss: math.NaN()}}}
 	b := string(flatJSON(st))
@@ -238,7 +264,7 @@ func TestCExample(t *testing.T) {
 		t.Fatalf("example: %v\n%s", err, out)
 	}
 	for _, want := range []string{"linupper 0.119271 0.232307 0.324211 0.324211 0.000000", "nonfinite 1",
-		"arrow_equal 1", "arrow_released 1", "bad_strategy_status 1", "closed_handle_status 1",
+		"arrow_equal 1", "arrow_released 1", "packed_equal 1", "packed_nonfinite 1", "bad_strategy_status 1", "closed_handle_status 1",
 		"step1 0.250000 0.250000 0.250000 0.250000", "restored_step 3", "schedule_r 50.5000", "warmup_r_is_inf 1", "\nok\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("example output lacks %q:\n%s", want, out)

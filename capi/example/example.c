@@ -104,6 +104,16 @@ int main(void) {
   printf("arrow_released %d\n", arrow_released);
   printf("stats_has_ess %d\n", strstr(stats, "\"ess\"") != NULL);
   grw_free(stats);
+  /* The packed fast path: one struct instead of nine arguments. */
+  grw_weights_args args = {0};
+  args.handle = wh;
+  args.r = 1.0;
+  args.losses = losses;
+  args.n = 5;
+  args.weights_out = wa;
+  check(grw_weights_packed(&args, &err), err, "grw_weights_packed");
+  printf("packed_equal %d\n", memcmp(w, wa, sizeof w) == 0);
+  printf("packed_nonfinite %lld\n", (long long)args.nonfinite);
   check(grw_close(wh, &err), err, "grw_close");
 
   /* Errors are messages, never crashes. */
