@@ -55,22 +55,26 @@ class Target:
 
 
 def go_raw(t: Target, r: float, lp: int, dp: Optional[int], n: int, op: int, want_stats: bool) -> tuple[int, Optional[int]]:
-    """One raw-pointer call. Returns (number of non-finite losses, stats
-    string pointer or None)."""
+    """One raw-pointer call (grw_weights_packed). Returns (number of
+    non-finite losses, stats string pointer or None)."""
     s = slots
     a = _lib._api or _lib.load()
-    so = s.out_p if want_stats else None
-    if t.reweighter:
-        st = a.grw_reweighter_weights(t.h, lp, dp, n, op, s.n_p, so, s.err_p)
-    else:
-        st = a.grw_weigher_weights(t.h, r, lp, dp, n, op, s.n_p, so, s.err_p)
+    args = s.args
+    args.handle = t.h
+    args.r = r
+    args.losses = lp
+    args.domains = dp
+    args.n = n
+    args.weights_out = op
+    args.want_stats = want_stats
+    st = a.grw_weights_packed(s.args_ref, s.err_ref)
     if st:
         _lib.raise_status(st, s)
     if want_stats:
-        p = s.out.value
-        s.out.value = None
-        return s.n.value, p
-    return s.n.value, None
+        p = args.stats_json
+        args.stats_json = None
+        return args.nonfinite, p
+    return args.nonfinite, None
 
 
 def go_arrow(t: Target, r: float, sp: int, ap: int, dp: Optional[int], n: int, op: int, want_stats: bool) -> tuple[int, Optional[int]]:

@@ -94,6 +94,11 @@ class _API:
             f.argtypes = argtypes
             f.restype = _c_int
             setattr(self, name, f)
+        # The fast path: no argtypes, so ctypes converts nothing; the caller
+        # passes two prebuilt references (slots.args_ref, slots.err_ref).
+        packed = dll.grw_weights_packed
+        packed.restype = _c_int
+        self.grw_weights_packed = packed
         free = dll.grw_free
         free.argtypes = [_c_void_p]
         free.restype = None
@@ -163,11 +168,32 @@ def api() -> Any:
     return a if a is not None else load()
 
 
+class WeightsArgs(ctypes.Structure):
+    """struct grw_weights_args (capi/packed.go): the fast path's arguments."""
+
+    _fields_ = [
+        ("handle", ctypes.c_uint64),
+        ("r", ctypes.c_double),
+        ("losses", ctypes.c_void_p),
+        ("domains", ctypes.c_void_p),
+        ("n", ctypes.c_int64),
+        ("weights_out", ctypes.c_void_p),
+        ("want_stats", ctypes.c_int32),
+        ("reserved", ctypes.c_int32),
+        ("nonfinite", ctypes.c_int64),
+        ("stats_json", ctypes.c_void_p),
+    ]
+
+
 class _Slots(threading.local):
-    """Per-thread out-parameters for the fast path, so that threads never
-    share an error slot: err (char*), stats (char*), nonfinite (int64)."""
+    """Per-thread out-parameters, so that threads never share an error slot:
+    err (char*), out (char*), n (int64), d (double), h (uint64), and the
+    packed arguments of the fast path (args, passed by the prebuilt
+    references args_ref and err_ref)."""
 
     def __init__(self) -> None:
+        self.args = WeightsArgs()
+        self.args_ref = ctypes.byref(self.args)
         self.err = ctypes.c_void_p()
         self.out = ctypes.c_void_p()
         self.n = ctypes.c_int64()
@@ -178,6 +204,7 @@ class _Slots(threading.local):
         self.n_p = ctypes.addressof(self.n)
         self.d_p = ctypes.addressof(self.d)
         self.h_p = ctypes.addressof(self.h)
+        self.err_ref = ctypes.byref(self.err)
 
 
 slots = _Slots()

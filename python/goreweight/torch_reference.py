@@ -41,8 +41,8 @@ def weights(
     finite = torch.isfinite(l)
     if not bool(finite.all()) and (nonfinite == "raise" or not bool(finite.any())):
         raise ValueError("non-finite losses")
-    lf = l[finite]
-    lmin, lmax = lf.min(), lf.max()
+    lmin = torch.where(finite, l, math.inf).min()
+    lmax = torch.where(finite, l, -math.inf).max()
     spread = lmax - lmin
     uniform = strategy == "uniform" or math.isinf(r) or bool(spread <= _TINY_SPREAD * torch.maximum(lmin.abs(), lmax.abs()))
     x = (2 * delta * (l - lmin) / spread - delta) if not uniform else torch.zeros_like(l)

@@ -226,6 +226,7 @@ def test_the_c_example_program(tmp_path):
     w = [float(v) for v in out["linupper"].split()]
     np.testing.assert_allclose(w, goreweight.weights(np.array([1, 2, 3, 4, np.nan], np.float32)), atol=1e-6)
     assert out["nonfinite"] == "1" and out["arrow_equal"] == "1" and out["arrow_released"] == "1"
+    assert out["packed_equal"] == "1" and out["packed_nonfinite"] == "1"
     assert out["bad_strategy_status"] == "1" and "unknown strategy" in out["bad_strategy_error"]
     assert out["closed_handle_status"] == "1" and "unknown or closed" in out["closed_handle_error"]
     assert out["step0"] == out["step1"] == "0.250000 0.250000 0.250000 0.250000"

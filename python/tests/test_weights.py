@@ -244,9 +244,10 @@ def test_arrow_wrong_type_is_an_error():
         goreweight.weights(pa.array([], type=pa.float32()))
 
 
-def test_arrow_input_is_read_in_place():
-    # Go reads the float32 Arrow buffer itself: the weights follow a change of
-    # the buffer between two calls on the same array object.
+def test_arrow_input_follows_the_live_buffer():
+    # The Arrow array exported on each call refers to the caller's buffer (here
+    # numpy memory wrapped without a copy): a change between two calls on the
+    # same array object shows in the weights.
     a = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
     arr = pa.Array.from_buffers(pa.float32(), 4, [None, pa.py_buffer(a)])
     w1 = goreweight.weights(arr).to_numpy()
