@@ -3,13 +3,12 @@ goreweight.torch_reference.weights (pure PyTorch), on CPU float32 tensors.
 
     python python/tools/time_weights.py [M ...]
 
-A quick measurement for the docs, not a test: the median of several timed
-loops per size.
+A quick measurement for the docs, not a test: the best (minimum) of several
+timed loops per size, which is the least disturbed by other load.
 """
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 
@@ -29,7 +28,7 @@ def per_call(f, n: int, reps: int = 7) -> float:
         for _ in range(n):
             f()
         out.append((time.perf_counter() - t0) / n)
-    return statistics.median(out)
+    return min(out)
 
 
 def main() -> None:
