@@ -53,8 +53,8 @@ type Config struct {
 	REnd   float64 `json:"r_end"`
 	// RSteps is the number of steps the annealing takes after the warm-up
 	// (it then holds REnd), or for step the step (after the warm-up) where r
-	// switches. 0 means: so that the last step runs at REnd for the
-	// annealing kinds, half of the steps after the warm-up for step.
+	// switches. 0 means half of the steps after the warm-up: r anneals
+	// during the first half and the second half trains at REnd.
 	RSteps int `json:"r_steps"`
 	// WarmupR is the number of uniform-weight steps before the schedule
 	// starts; -1 (the default) means Steps/10.
@@ -386,19 +386,16 @@ func (c Config) Validate() error {
 func (c Config) Reweighting(strategy string) goreweight.Config {
 	after := int64(c.Steps - c.Warmup())
 	n := int64(c.RSteps)
+	if n == 0 {
+		n = max(after/2, 1)
+	}
 	var s goreweight.Schedule
 	switch c.Schedule {
 	case goreweight.ScheduleConstant:
 		s = goreweight.Constant(c.REnd)
 	case goreweight.ScheduleStep:
-		if n == 0 {
-			n = max(after/2, 1)
-		}
 		s = goreweight.StepSchedule([]int64{n}, []float64{c.RStart, c.REnd})
 	default: // linear, cosine, exponential; anything else fails Validate
-		if n == 0 {
-			n = max(after-1, 1) // the last step runs at REnd
-		}
 		s = goreweight.Schedule{Kind: c.Schedule, RStart: c.RStart, REnd: c.REnd, Steps: n}
 	}
 	return goreweight.Config{

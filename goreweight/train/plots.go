@@ -195,55 +195,105 @@ func headroom(p *plot.Plot, frac float64) {
 	}
 }
 
-// valLossPlots: the averaged validation loss per strategy, then one panel
-// per domain.
-func valLossPlots(cfg Config, e *env, s *Summary, results []runResult) ([][]*plot.Plot, vg.Length, vg.Length, error) {
-	panels := []*plot.Plot{}
-	keys := append([]string{""}, e.domains...)
-	for _, d := range keys {
-		title := "validation loss, averaged over domains"
-		if d != "" {
-			title = "validation loss: " + d
+// valSeries returns a run's validation loss by step for domain d ("": the
+// average over domains), without step 0 (the untrained model, whose loss
+// would squash the interesting range).
+func valSeries(recs []Record, d string) plotter.XYs {
+	var pts plotter.XYs
+	for _, rec := range recs {
+		if rec.ValLoss == nil || rec.Step == 0 {
+			continue
 		}
-		p := newPlot(title, "step", "loss (nats/token)")
-		for _, r := range results {
-			var pts plotter.XYs
-			for _, rec := range r.records {
-				if rec.ValLoss == nil {
-					continue
-				}
-				v := float64(*rec.ValLoss)
-				if d != "" {
-					f, ok := rec.Val[d]
-					if !ok {
-						continue
-					}
-					v = float64(f)
-				}
-				pts = append(pts, plotter.XY{X: float64(rec.Step), Y: v})
+		v := float64(*rec.ValLoss)
+		if d != "" {
+			f, ok := rec.Val[d]
+			if !ok {
+				continue
 			}
-			// Skip step 0 (the untrained model) so the interesting range is visible.
-			if len(pts) > 2 {
-				pts = pts[1:]
-			}
-			if err := addLine(p, r.strategy, pts, plotColor(s, r.strategy), vg.Points(1.5), false); err != nil {
+			v = float64(f)
+		}
+		pts = append(pts, plotter.XY{X: float64(rec.Step), Y: v})
+	}
+	return pts
+}
+
+// valLossPlots: the averaged validation loss per strategy; then, when
+// there is a baseline to compare with, the difference of each strategy to
+// it, averaged and per domain (below 0: better than the baseline), else
+// the loss per domain.
+func valLossPlots(cfg Config, e *env, s *Summary, results []runResult) ([][]*plot.Plot, vg.Length, vg.Length, error) {
+	var base *runResult
+	for i := range results {
+		if results[i].strategy == s.Baseline && len(results) > 1 {
+			base = &results[i]
+		}
+	}
+	p := newPlot("validation loss, averaged over domains", "step", "loss (nats/token)")
+	for _, r := range results {
+		if err := addLine(p, r.strategy, valSeries(r.records, ""), plotColor(s, r.strategy), vg.Points(1.5), false); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	for _, rs := range s.Runs {
+		if rs.Strategy == s.Baseline && rs.ValLoss.Valid() {
+			hl := plotter.XYs{{X: 0, Y: float64(rs.ValLoss)}, {X: float64(cfg.Steps), Y: float64(rs.ValLoss)}}
+			if err := addLine(p, s.Baseline+" final", hl, strategyColors[0], vg.Points(0.8), true); err != nil {
 				return nil, 0, 0, err
 			}
 		}
+	}
+	headroom(p, 0.12*float64(len(results)+1))
+	panels := []*plot.Plot{p}
+	keys := append([]string{""}, e.domains...)
+	if base == nil {
+		keys = keys[1:]
+	}
+	for _, d := range keys {
+		name := d
 		if d == "" {
-			for _, rs := range s.Runs {
-				if rs.Strategy == s.Baseline && rs.ValLoss.Valid() {
-					hl := plotter.XYs{{X: 0, Y: float64(rs.ValLoss)}, {X: float64(cfg.Steps), Y: float64(rs.ValLoss)}}
-					if err := addLine(p, s.Baseline+" final", hl, strategyColors[0], vg.Points(0.8), true); err != nil {
-						return nil, 0, 0, err
-					}
+			name = "average"
+		}
+		if base == nil {
+			p := newPlot("validation loss: "+name, "step", "loss (nats/token)")
+			for _, r := range results {
+				if err := addLine(p, r.strategy, valSeries(r.records, d), plotColor(s, r.strategy), vg.Points(1.5), false); err != nil {
+					return nil, 0, 0, err
 				}
 			}
+			headroom(p, 0.12*float64(len(results)+1))
+			panels = append(panels, p)
+			continue
 		}
-		headroom(p, 0.12*float64(len(results)+1))
+		p := newPlot(fmt.Sprintf("%s: val loss minus %s's (< 0: better)", name, s.Baseline), "step", "Δ loss (nats/token)")
+		ref := map[float64]float64{}
+		for _, q := range valSeries(base.records, d) {
+			ref[q.X] = q.Y
+		}
+		zero := plotter.XYs{{X: 0, Y: 0}, {X: float64(cfg.Steps), Y: 0}}
+		if err := addLine(p, s.Baseline, zero, strategyColors[0], vg.Points(1), true); err != nil {
+			return nil, 0, 0, err
+		}
+		for _, r := range results {
+			if r.strategy == s.Baseline {
+				continue
+			}
+			var diff plotter.XYs
+			for _, q := range valSeries(r.records, d) {
+				if b, ok := ref[q.X]; ok {
+					diff = append(diff, plotter.XY{X: q.X, Y: q.Y - b})
+				}
+			}
+			if err := addLine(p, r.strategy, diff, plotColor(s, r.strategy), vg.Points(1.5), false); err != nil {
+				return nil, 0, 0, err
+			}
+		}
+		headroom(p, 0.12*float64(len(results)))
 		panels = append(panels, p)
 	}
-	cols := min(3, len(panels))
+	cols := min(4, len(panels))
+	if len(panels) <= 6 {
+		cols = min(3, len(panels))
+	}
 	rows := (len(panels) + cols - 1) / cols
 	grid := make([][]*plot.Plot, rows)
 	for i := range grid {

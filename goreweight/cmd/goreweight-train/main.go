@@ -45,7 +45,7 @@ func bind(fs *flag.FlagSet, c *train.Config) {
 	fs.StringVar(&c.Schedule, "schedule", c.Schedule, "temperature schedule: constant (r = r-end), linear, cosine, exponential (r-start -> r-end) or step")
 	fs.Float64Var(&c.RStart, "r-start", c.RStart, "temperature at the start of the schedule")
 	fs.Float64Var(&c.REnd, "r-end", c.REnd, "temperature at the end of the schedule (constant: the temperature)")
-	fs.IntVar(&c.RSteps, "r-steps", c.RSteps, "steps of the annealing after the warm-up (step: when r switches); 0: all remaining (step: half)")
+	fs.IntVar(&c.RSteps, "r-steps", c.RSteps, "steps of the annealing after the warm-up (step: when r switches); 0: half of the steps after the warm-up, then r-end")
 	fs.IntVar(&c.WarmupR, "warmup-r", c.WarmupR, "uniform-weight steps before the schedule starts (-1: steps/10)")
 	fs.Float64Var(&c.Cap, "cap", c.Cap, "cap every weight at cap/M (>= 1; 0: no cap)")
 	fs.Float64Var(&c.Delta, "delta", c.Delta, "half-width of the normalised loss range")
