@@ -101,12 +101,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 	}
 
 	if cfg.Resume == "" {
-		if err := newRunDir(cfg.Out); err != nil {
-			return nil, err
-		}
-		saved := cfg
-		b, _ := json.MarshalIndent(saved, "", "  ")
-		if err := writeFileAtomic(configPath(cfg.Out), append(b, '\n')); err != nil {
+		if err := checkRunDir(cfg.Out); err != nil {
 			return nil, err
 		}
 	}
@@ -121,6 +116,18 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 	env, err := loadData(cfg, prog)
 	if err != nil {
 		return nil, err
+	}
+
+	// The run directory, once the data is known to load.
+	if cfg.Resume == "" {
+		if err := newRunDir(cfg.Out); err != nil {
+			return nil, err
+		}
+		saved := cfg
+		b, _ := json.MarshalIndent(saved, "", "  ")
+		if err := writeFileAtomic(configPath(cfg.Out), append(b, '\n')); err != nil {
+			return nil, err
+		}
 	}
 
 	// Earlier records of a resumed run.
@@ -162,15 +169,24 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 
 // newRunDir creates dir, which must not exist or be empty.
 func newRunDir(dir string) error {
+	if err := checkRunDir(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("train: creating out directory: %w", err)
+	}
+	return nil
+}
+
+// checkRunDir reports whether dir can hold a new run: it must not exist
+// or be empty.
+func checkRunDir(dir string) error {
 	ents, err := os.ReadDir(dir)
 	if err == nil && len(ents) > 0 {
 		if _, err := os.Stat(configPath(dir)); err == nil {
 			return fmt.Errorf("train: out directory %s already holds a run; continue it with resume (--resume %s) or choose another out directory", dir, dir)
 		}
 		return fmt.Errorf("train: out directory %s is not empty; choose a new or empty directory", dir)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("train: creating out directory: %w", err)
 	}
 	return nil
 }

@@ -577,4 +577,7 @@ func TestConfigErrors(t *testing.T) {
 	if _, err := Run(context.Background(), bad, Options{}); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("missing data: got %v", err)
 	}
+	if _, err := os.Stat(bad.Out); err == nil {
+		t.Errorf("a run that could not load its data left %s behind", bad.Out)
+	}
 }
