@@ -13,20 +13,20 @@ type Linear struct {
 	B *Param
 }
 
-// Forward computes out (n×Out) from in (n×In).
+// Forward computes out (n×Out) from in (n×In). Each goroutine takes a block
+// of rows: it writes the bias into them, then adds in·Wᵀ with one sgemm.
 func (l *Linear) Forward(out, in []float32, n int) {
 	nOut, nIn := l.W.Shape[0], l.W.Shape[1]
-	beta := float32(0)
-	if l.B != nil {
-		b := l.B.Data
-		parallelFor(n, 64, func(_, lo, hi int) {
+	parallelFor(n, gemmRowGrain, func(_, lo, hi int) {
+		beta := float32(0)
+		if l.B != nil {
 			for i := lo; i < hi; i++ {
-				copy(out[i*nOut:(i+1)*nOut], b)
+				copy(out[i*nOut:(i+1)*nOut], l.B.Data)
 			}
-		})
-		beta = 1
-	}
-	matmul(false, true, n, nOut, nIn, 1, in, nIn, l.W.Data, nIn, beta, out, nOut)
+			beta = 1
+		}
+		gemm(false, true, hi-lo, nOut, nIn, 1, in[lo*nIn:], nIn, l.W.Data, nIn, beta, out[lo*nOut:], nOut)
+	})
 }
 
 // Backward adds dOut·W to dIn (n×In) and dOutᵀ·in and the column sums of
