@@ -151,6 +151,31 @@ func jsonFloat(b []byte, v float64) []byte {
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
+// refuseEmptyDefaults refuses options JSON that sets delta to 0 or strategy
+// or nonfinite to "": the core reads those zero values as "use the
+// default", which would silently turn an explicit mistake into delta = 1 or
+// linupper. Leaving a field out still gives its default. (cap = 0 is the
+// core's documented "no cap" and stays accepted.)
+func refuseEmptyDefaults(js string) error {
+	var probe struct {
+		Delta     *float64 `json:"delta"`
+		Strategy  *string  `json:"strategy"`
+		NonFinite *string  `json:"nonfinite"`
+	}
+	if err := json.Unmarshal([]byte(js), &probe); err != nil {
+		return nil // decodeStrict reports it
+	}
+	switch {
+	case probe.Delta != nil && *probe.Delta == 0:
+		return errors.New("goreweight: delta must be a finite number > 0, got 0 (leave it out for the default, 1)")
+	case probe.Strategy != nil && *probe.Strategy == "":
+		return errors.New("goreweight: strategy is empty (leave it out for the default, linupper)")
+	case probe.NonFinite != nil && *probe.NonFinite == "":
+		return errors.New(`goreweight: nonfinite is empty (leave it out for the default, "zero")`)
+	}
+	return nil
+}
+
 // decodeStrict decodes exactly one JSON value from s into v, refusing
 // unknown fields and trailing data; what names the value in errors.
 func decodeStrict(s string, v any, what string) error {

@@ -31,6 +31,9 @@ func reweighterNew(configJSON string) (uint64, error) {
 	if err := decodeStrict(configJSON, &c, "config"); err != nil {
 		return 0, err
 	}
+	if err := refuseEmptyDefaults(configJSON); err != nil {
+		return 0, err
+	}
 	rw, err := goreweight.New(c)
 	if err != nil {
 		return 0, err

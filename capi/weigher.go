@@ -29,6 +29,9 @@ func weigherNew(optionsJSON string) (uint64, error) {
 	if err := decodeStrict(optionsJSON, &o, "options"); err != nil {
 		return 0, err
 	}
+	if err := refuseEmptyDefaults(optionsJSON); err != nil {
+		return 0, err
+	}
 	w, err := goreweight.NewWeigher(o)
 	if err != nil {
 		return 0, err
