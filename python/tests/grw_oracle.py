@@ -15,7 +15,8 @@ TINY_SPREAD = 8 * 2.0**-23
 
 
 class NonFinite(Exception):
-    """The oracle's verdict that the core must refuse the batch."""
+    """The oracle's verdict that the core must refuse the batch (non-finite
+    losses it may not weight, an infeasible cap, or no sample with a weight)."""
 
 
 def weights(
@@ -67,6 +68,8 @@ def weights(
         with np.errstate(divide="ignore"):
             logm = np.log(np.asarray(domain_multipliers, dtype=np.float64))
         z = z + logm[np.asarray(domains)]
+    if np.isneginf(z).all():
+        raise NonFinite  # every weight would be 0 (all multipliers of the batch's domains are 0)
     z = z - z.max()
     e = np.exp(z)
     w = e / e.sum()
