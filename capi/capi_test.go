@@ -237,6 +237,22 @@ func TestArrowImport(t *testing.T) {
 	if len(l) != 4 || l[0] != 1 || !math.IsNaN(float64(l[1])) || l[3] != 4 {
 		t.Errorf("imported %v, want [1 NaN 3 4]", l)
 	}
+	// float32 without nulls: the slice is the producer's buffer itself.
+	fb := array.NewFloat32Builder(mem)
+	fb.AppendValues([]float32{5, 6, 7}, nil)
+	f32 := fb.NewArray().(*array.Float32)
+	fb.Release()
+	want := unsafe.Pointer(unsafe.SliceData(f32.Float32Values()))
+	cdata.ExportArrowArray(f32, &ca, &cs)
+	f32.Release()
+	l, release, err = importArrowLosses(unsafe.Pointer(&cs), unsafe.Pointer(&ca), &scratch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.Pointer(unsafe.SliceData(l)) != want || len(l) != 3 || l[2] != 7 {
+		t.Errorf("float32 Arrow losses were copied (or misread): %v", l)
+	}
+	release()
 	if _, _, err := importArrowLosses(nil, unsafe.Pointer(&ca), &scratch); err == nil || !strings.Contains(err.Error(), "schema") {
 		t.Errorf("NULL schema: %v", err)
 	}
