@@ -130,8 +130,9 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _proc_cpu() -> Dict[int, Tuple[str, float]]:
-    """pid -> (command name, CPU seconds so far) of every process, from /proc."""
+def _proc_cpu(parents: Optional[Dict[int, int]] = None) -> Dict[int, Tuple[str, float]]:
+    """pid -> (command name, CPU seconds so far) of every process, from /proc;
+    fills ``parents`` (pid -> parent pid) when given."""
     tick = os.sysconf("SC_CLK_TCK")
     out: Dict[int, Tuple[str, float]] = {}
     for d in os.listdir("/proc"):
@@ -145,6 +146,8 @@ def _proc_cpu() -> Dict[int, Tuple[str, float]]:
         name = st[st.find("(") + 1:st.rfind(")")]
         fields = st[st.rfind(")") + 2:].split()
         out[int(d)] = (name, (int(fields[11]) + int(fields[12])) / tick)  # utime + stime
+        if parents is not None:
+            parents[int(d)] = int(fields[1])
     return out
 
 
@@ -166,6 +169,56 @@ def busy_processes(window_s: float = 1.0, threshold: float = 0.2) -> List[str]:
         if share > threshold:
             busy.append(f"{name}({100 * share:.0f}%)")
     return busy
+
+
+class LoadMonitor:
+    """Samples, every ``period_s`` in a background thread, how much CPU the
+    processes outside this one's tree use: the honest 'was the machine quiet'
+    figure of a run (the load average counts the benchmark itself)."""
+
+    def __init__(self, period_s: float = 5.0) -> None:
+        import threading
+
+        self.period = period_s
+        self.samples: List[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _others(self) -> Dict[int, float]:
+        parents: Dict[int, int] = {}
+        cpu = _proc_cpu(parents)
+        me = os.getpid()
+        mine = {me}
+        changed = True
+        while changed:  # the tree under this process (children, grandchildren)
+            changed = False
+            for pid, pp in parents.items():
+                if pp in mine and pid not in mine:
+                    mine.add(pid)
+                    changed = True
+        return {pid: t for pid, (_, t) in cpu.items() if pid not in mine}
+
+    def _loop(self) -> None:
+        prev, t_prev = self._others(), time.time()
+        while not self._stop.wait(self.period):
+            cur, t = self._others(), time.time()
+            used = sum(v - prev[p] for p, v in cur.items() if p in prev and v >= prev[p])
+            self.samples.append(used / max(t - t_prev, 1e-9))
+            prev, t_prev = cur, t
+
+    def start(self) -> "LoadMonitor":
+        if os.path.isdir("/proc/self"):
+            self._thread.start()
+        return self
+
+    def stop(self) -> Tuple[float, float]:
+        """Stops; returns (mean, max) CPUs used by other processes over the samples."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if not self.samples:
+            return (math.nan, math.nan)
+        return (sum(self.samples) / len(self.samples), max(self.samples))
 
 
 def machine_info() -> Dict[str, Any]:

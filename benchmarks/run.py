@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     except RuntimeError:
         pass
 
-    from common import Records, busy_processes, load_average, machine_info, say
+    from common import LoadMonitor, Records, busy_processes, load_average, machine_info, say
 
     rec = Records()
     if a.wait_quiet > 0:
@@ -87,6 +87,7 @@ def main(argv=None) -> int:
     rec.add("env", "machine", "-", "loadavg1_start", load0)
     rec.add("env", "machine", "-", "cuda_available", 1 if info["cuda"] else 0)
     t_start = time.time()
+    monitor = LoadMonitor().start()
     failed = False
 
     def section(title: str, fn) -> None:
@@ -148,10 +149,17 @@ def main(argv=None) -> int:
 
         section(f"3. Trainer: Go GPT against the same GPT in PyTorch ({a.threads} threads, float32, AdamW)", t3)
 
+    others_mean, others_max = monitor.stop()
+    if others_mean == others_mean:  # measured
+        under_load = under_load or others_mean > 0.1
+        rec.add("env", "machine", "-", "other_processes_cpus_mean", others_mean)
+        rec.add("env", "machine", "-", "other_processes_cpus_max", others_max)
     rec.add("env", "machine", "-", "loadavg1_end", load_average()[0])
     rec.add("env", "machine", "-", "under_load", 1 if under_load else 0)
     rec.add("env", "machine", "-", "wall_s", time.time() - t_start)
-    say(f"\ntotal {time.time() - t_start:.0f} s" + ("; taken UNDER LOAD" if under_load else ""))
+    others = (f"other processes used {others_mean:.2f} CPUs on average (max {others_max:.2f}) during the run"
+              if others_mean == others_mean else "other processes' CPU use not sampled (run too short)")
+    say(f"\ntotal {time.time() - t_start:.0f} s; {others}" + ("; taken UNDER LOAD" if under_load else "; machine quiet"))
     if a.json:
         tmp = a.json + ".tmp"
         with open(tmp, "w") as f:
