@@ -337,3 +337,29 @@ def test_versions_agree():
 
     assert goreweight.__version__ == version("goreweight")
     assert goreweight.library_version().split()[0] == goreweight.__version__
+
+
+# ---------------------------------------------------------------- known core issues
+# Failing cases reported to the core's owner. strict=True: once the core is
+# fixed these XPASS and fail, so the marks get removed rather than forgotten.
+CORE_SUBNORMAL = (
+    "core: pass 2 stores the unnormalised exponentials e^(z - sup) as float32; when D/r is large "
+    "(here r = 0.01) small ones are float32 subnormals with a few significant bits, which the cap's "
+    "rescaling (or a batch whose largest exponent is far below 0) turns into visible errors"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=CORE_SUBNORMAL)
+def test_core_cap_precision_with_subnormal_exponentials():
+    losses = [0.0, 0.001, 0.5, 0.5, 1.0]
+    check_all(losses, strategy="quadratic", r=0.01, cap=1.25)  # core: 0.212766 where exact is 0.213568
+
+
+@pytest.mark.xfail(strict=True, reason=CORE_SUBNORMAL)
+def test_core_small_weights_when_the_maximum_exponent_is_below_zero():
+    check_all([0.0, 0.2647, 1.0], strategy="quadratic", r=0.01)  # w[0]: 1.5703e-34 where exact is 1.5439e-34
+
+
+@pytest.mark.xfail(strict=True, reason=CORE_SUBNORMAL + "; a feasible cap is reported infeasible")
+def test_core_feasible_cap_reported_infeasible():
+    check_all([0.0, 1.0, 2.0], strategy="dro-kl", r=0.01, delta=3.0, cap=1.0)  # exact: uniform
