@@ -5,8 +5,8 @@ import (
 	"math"
 )
 
-// capWeights replaces the unnormalised weights e in w.dst (their sum is
-// sum) by the KL projection of e/sum onto the capped simplex
+// capWeights replaces the unnormalised weights in w.dst by the KL
+// projection of the softmax weights onto the capped simplex
 // {w : Σw = 1, 0 <= w_i <= T}, T = Cap/valid.
 //
 // The projection is w_i = min(T, λ·e_i) with λ chosen so that Σw = 1: clip
@@ -15,18 +15,21 @@ import (
 // practice 1-3. Samples with e_i = 0 stay at 0 (their KL cost is infinite
 // otherwise), so the cap is infeasible when fewer than valid/Cap samples
 // have a positive weight; that is an error.
-func (w *Weigher) capWeights(sum float64, valid int) error {
+func (w *Weigher) capWeights(valid int) error {
 	dst := w.dst
 	M := len(dst)
 	T := w.opts.Cap / float64(valid)
-	if cap(w.keep) < M {
-		w.keep = make([]bool, M)
-		w.idx = make([]int32, M)
+	if cap(w.e64) < M {
+		w.e64 = make([]float64, M)
+		w.capped = make([]bool, M)
 	}
-	capped := w.keep[:M]
+	capped, e64 := w.capped[:M], w.e64[:M]
 	clear(capped)
+	// The projection rescales small weights by large factors, so it works on
+	// float64 exponentials: the float32 ones in dst may be subnormal.
+	w.exp64(e64)
 	npos := 0
-	for _, e := range dst {
+	for _, e := range e64 {
 		if e > 0 {
 			npos++
 		}
@@ -35,18 +38,18 @@ func (w *Weigher) capWeights(sum float64, valid int) error {
 		return fmt.Errorf("goreweight: cap %v is infeasible: only %d of %d samples have a nonzero weight, and %d·%v/%d < 1", w.opts.Cap, npos, valid, npos, w.opts.Cap, valid)
 	}
 	nc := 0
-	lambda := 1 / sum
+	lambda := 0.0
 	for nc < npos {
 		var rest float64
-		for i, e := range dst {
+		for i, e := range e64 {
 			if !capped[i] {
-				rest += float64(e)
+				rest += e
 			}
 		}
 		lambda = (1 - float64(nc)*T) / rest
 		newly := 0
-		for i, e := range dst {
-			if !capped[i] && e > 0 && lambda*float64(e) > T {
+		for i, e := range e64 {
+			if !capped[i] && e > 0 && lambda*e > T {
 				capped[i] = true
 				newly++
 			}
@@ -60,15 +63,38 @@ func (w *Weigher) capWeights(sum float64, valid int) error {
 	if float64(t32) > T {
 		t32 = math.Nextafter32(t32, 0)
 	}
-	for i, e := range dst {
+	for i, e := range e64 {
 		if capped[i] {
 			dst[i] = t32
 		} else {
-			dst[i] = min(float32(lambda*float64(e)), t32)
+			dst[i] = min(float32(lambda*e), t32)
 		}
 	}
 	w.stats.Capped = nc
 	return nil
+}
+
+// exp64 sets e[i] to the unnormalised weight of sample i in float64, with
+// the same exponent as pass 2 (0 for a non-finite loss).
+func (w *Weigher) exp64(e []float64) {
+	var zb [blockSize]float64
+	M := len(w.losses)
+	for b := 0; b < M; b += blockSize {
+		z := zb[:min(blockSize, M-b)]
+		w.scores(z, b)
+		for j, zj := range z {
+			i := b + j
+			if zj != zj {
+				e[i] = 0
+				continue
+			}
+			lz := zj - w.shift
+			if w.logMult != nil {
+				lz += w.logMult[w.domains[i]]
+			}
+			e[i] = expNeg(min(lz, 0))
+		}
+	}
 }
 
 // finalStats computes the weight statistics from the final weights in

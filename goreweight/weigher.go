@@ -64,6 +64,8 @@ type Weigher struct {
 	dacc   [][]domAcc // [chunk][domain]
 	ndom   int
 	xs, ss []float64 // custom strategies
+	e64    []float64 // float64 unnormalised weights for the cap
+	capped []bool    // weights the cap holds at its bound
 	keep   []bool
 	idx    []int32
 	job    parJob
@@ -223,8 +225,10 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	w.phase, w.rescue = phaseExp, false
 	w.job.parallelFor(nc, w)
 	s := w.sumParts(nc)
-	if s.emax < tinyMax {
-		// The largest weight (nearly) underflowed: shift by the exact maximum exponent.
+	if s.emax < tinyMax || (s.emax < 0.5 && s.emin < 0x1p-100) {
+		// The largest weight (nearly) underflowed, or it is far enough below
+		// 1 that small weights, stored as float32, fall into the subnormal
+		// range and lose precision: shift by the exact maximum exponent.
 		w.phase = phaseZMax
 		w.job.parallelFor(nc, w)
 		zmax := math.Inf(-1)
@@ -244,7 +248,7 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	*st = Stats{R: r, Uniform: w.uniform, M: M, Valid: valid, NonFinite: bad, Domains: st.Domains[:0],
 		LossMin: fmin, LossMax: fmax, LossMean: lsum / float64(valid)}
 	if w.opts.Cap > 0 {
-		if err := w.capWeights(s.s, valid); err != nil {
+		if err := w.capWeights(valid); err != nil {
 			return nil, err
 		}
 		w.finalStats(valid)

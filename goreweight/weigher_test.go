@@ -576,3 +576,32 @@ func TestNoAllocations(t *testing.T) {
 		}
 	}
 }
+
+// Small r pushes unnormalised weights into float32's subnormal range; the
+// cap and the small weights must still match the float64 reference.
+// (Found by the Python suite's random comparison.)
+func TestSubnormalExponentials(t *testing.T) {
+	for _, c := range []struct {
+		l        []float32
+		strategy string
+		r, delta float64
+		cap      float64
+	}{
+		{[]float32{0, 0.001, 0.5, 0.5, 1}, Quadratic, 0.01, 1, 1.25},
+		{[]float32{0, 0.2647, 1}, Quadratic, 0.01, 1, 0},
+		{[]float32{0, 1, 2}, DROKL, 0.01, 3, 1}, // exact answer: uniform
+		{[]float32{0, 1, 2, 3, 4, 5, 6, 7}, TopK, 0.01, 1, 2},
+	} {
+		o := Options{Strategy: c.strategy, Delta: c.delta, Cap: c.cap, Q: 0.5}
+		w, err := NewWeigher(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := make([]float32, len(c.l))
+		if _, err := w.Weights(dst, c.l, nil, c.r); err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		want := refWeights(c.l, refOpts{strategy: c.strategy, delta: c.delta, r: c.r, cap: c.cap, q: 0.5})
+		checkClose(t, fmt.Sprintf("%s r=%v cap=%v", c.strategy, c.r, c.cap), dst, want)
+	}
+}
