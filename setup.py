@@ -26,6 +26,7 @@ import sys
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
 
 try:
     from setuptools.command.bdist_wheel import bdist_wheel
@@ -127,6 +128,13 @@ class BuildPy(build_py):
             build_go(os.path.join(self.build_lib, "goreweight"))
 
 
+class BinaryDistribution(Distribution):
+    """A distribution with a native library: built and installed as platlib."""
+
+    def has_ext_modules(self) -> bool:
+        return True
+
+
 class BdistWheel(bdist_wheel):
     """Platform wheel (it holds a native library) for any Python 3: py3-none-<platform>."""
 
@@ -139,4 +147,4 @@ class BdistWheel(bdist_wheel):
         return "py3", "none", plat
 
 
-setup(cmdclass={"build_py": BuildPy, "bdist_wheel": BdistWheel})
+setup(distclass=BinaryDistribution, cmdclass={"build_py": BuildPy, "bdist_wheel": BdistWheel})
