@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional, Sequence, TypeVar, Union, overload
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -12,8 +12,6 @@ from . import _args, _dist, _exchange, _lib
 from ._exchange import Target
 
 __all__ = ["weights", "reweighted_loss", "per_sample_loss", "max_weight_bound"]
-
-T = TypeVar("T")
 
 
 class _Weigher(Target):
@@ -58,7 +56,7 @@ def _weigher(strategy: Any, delta: Any, cap: Any, nonfinite: Any, q: Any, mult: 
 
 
 def weights(
-    losses: T,
+    losses: Any,
     strategy: str = "linupper",
     r: float = 1.0,
     delta: float = 1.0,

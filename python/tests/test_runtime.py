@@ -3,7 +3,6 @@ program, faults."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pathlib
 import shutil
