@@ -207,11 +207,12 @@ def torch_weights(t: Target, r: float, x: torch.Tensor, n: int, dom: Optional[np
         inp, outp = p.inp[:n], p.out[:n]
         inp.copy_(src)  # device to host, synchronous
         bad, sp = go_raw(t, r, inp.data_ptr(), dp, n, outp.data_ptr(), want_stats)
-        w = torch.empty(n, dtype=_f32, device=dev)
-        w.copy_(outp, non_blocking=True)
-        ev = torch.cuda.Event()
-        ev.record(torch.cuda.current_stream(dev))
-        p.event = ev
+        with torch.cuda.device(dev):  # allocate, copy and record on dev's current stream
+            w = torch.empty(n, dtype=_f32, device=dev)
+            w.copy_(outp, non_blocking=True)  # host to device, asynchronous
+            ev = torch.cuda.Event()
+            ev.record(torch.cuda.current_stream(dev))
+        p.event = ev  # the next call waits for it before Go writes into p.out again
         return w, bad, sp
     if not x.is_cpu:  # another accelerator (mps, xpu, ...): through host memory
         w, bad, sp = torch_weights(t, r, x.detach().to("cpu", _f32), n, dom, want_stats)
