@@ -15,7 +15,8 @@
 //     process-wide helpers), declared with //export in a file named after the
 //     noun. Go types in signatures are C types: C.int64_t, C.uint64_t,
 //     C.double, *C.float, *C.int32_t, *C.char, unsafe.Pointer for void*.
-//  2. Status. Every export returns C.int: GRW_OK (0) on success, GRW_EINVAL
+//  2. Status. Every export (but grw_free, which cannot fail) returns C.int:
+//     GRW_OK (0) on success, GRW_EINVAL
 //     (1) for anything the caller got wrong (bad JSON, invalid option,
 //     unknown handle, NULL pointer, wrong length, non-finite loss under
 //     "raise"), GRW_EINTERNAL (2) for a recovered Go panic (a goreweight bug).
