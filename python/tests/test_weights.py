@@ -339,27 +339,21 @@ def test_versions_agree():
     assert goreweight.library_version().split()[0] == goreweight.__version__
 
 
-# ---------------------------------------------------------------- known core issues
-# Failing cases reported to the core's owner. strict=True: once the core is
-# fixed these XPASS and fail, so the marks get removed rather than forgotten.
-CORE_SUBNORMAL = (
-    "core: pass 2 stores the unnormalised exponentials e^(z - sup) as float32; when D/r is large "
-    "(here r = 0.01) small ones are float32 subnormals with a few significant bits, which the cap's "
-    "rescaling (or a batch whose largest exponent is far below 0) turns into visible errors"
-)
+# ---------------------------------------------------------------- small r, subnormal exponentials
+# Regression tests for cases this suite's random comparison found (fixed in
+# the core by 09d5e49): with r = 0.01 the unnormalised exponentials were
+# float32 subnormals, which the cap's rescaling (or a batch whose largest
+# exponent is far below 0) turned into visible errors.
 
 
-@pytest.mark.xfail(strict=True, reason=CORE_SUBNORMAL)
-def test_core_cap_precision_with_subnormal_exponentials():
-    losses = [0.0, 0.001, 0.5, 0.5, 1.0]
-    check_all(losses, strategy="quadratic", r=0.01, cap=1.25)  # core: 0.212766 where exact is 0.213568
+def test_cap_precision_with_subnormal_exponentials():
+    check_all([0.0, 0.001, 0.5, 0.5, 1.0], strategy="quadratic", r=0.01, cap=1.25)  # was 0.212766 for 0.213568
 
 
-@pytest.mark.xfail(strict=True, reason=CORE_SUBNORMAL)
-def test_core_small_weights_when_the_maximum_exponent_is_below_zero():
-    check_all([0.0, 0.2647, 1.0], strategy="quadratic", r=0.01)  # w[0]: 1.5703e-34 where exact is 1.5439e-34
+def test_small_weights_when_the_maximum_exponent_is_below_zero():
+    check_all([0.0, 0.2647, 1.0], strategy="quadratic", r=0.01)  # w[0] was 1.5703e-34 for 1.5439e-34
 
 
-@pytest.mark.xfail(strict=True, reason=CORE_SUBNORMAL + "; a feasible cap is reported infeasible")
-def test_core_feasible_cap_reported_infeasible():
-    check_all([0.0, 1.0, 2.0], strategy="dro-kl", r=0.01, delta=3.0, cap=1.0)  # exact: uniform
+def test_feasible_cap_with_tiny_exponentials_is_not_refused():
+    w = check_all([0.0, 1.0, 2.0], strategy="dro-kl", r=0.01, delta=3.0, cap=1.0)  # exact: uniform
+    assert torch.allclose(w, torch.full((3,), 1 / 3))
