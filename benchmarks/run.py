@@ -38,7 +38,8 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for both sides (default 2)")
     ap.add_argument("--configs", default=None, help="table 3 configurations, e.g. a,b (default a,b,c)")
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="MIN",
-                    help="first wait up to MIN minutes for a quiet machine (1-min load < 1.5, no busy process)")
+                    help="first wait up to MIN minutes for a quiet machine (a minute of 1-min load < 1.5 "
+                         "and no other process above 20%% of a CPU)")
     return ap.parse_args(argv)
 
 
@@ -67,10 +68,16 @@ def main(argv=None) -> int:
     from common import LoadMonitor, Records, busy_processes, load_average, machine_info, say
 
     rec = Records()
-    if a.wait_quiet > 0:
-        deadline = time.time() + 60 * a.wait_quiet
-        while time.time() < deadline and (load_average()[0] >= 1.5 or busy_processes()):
-            time.sleep(20)
+    if a.wait_quiet > 0:  # quiet = a full minute with no busy process and a low load
+        deadline, quiet_since = time.time() + 60 * a.wait_quiet, None
+        while time.time() < deadline:
+            if load_average()[0] < 1.5 and not busy_processes():
+                quiet_since = quiet_since or time.time()
+                if time.time() - quiet_since >= 60:
+                    break
+            else:
+                quiet_since = None
+            time.sleep(5)
     mode = "tiny" if a.tiny else ("quick" if a.quick else "full")
     info = machine_info()
     busy = busy_processes()
