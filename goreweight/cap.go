@@ -92,7 +92,7 @@ func (w *Weigher) exp64(e []float64) {
 			if w.logMult != nil {
 				lz += w.logMult[w.domains[i]]
 			}
-			e[i] = expNeg(min(lz, 0))
+			e[i] = expNeg(lz)
 		}
 	}
 }

@@ -174,3 +174,29 @@ func TestConfigJSON(t *testing.T) {
 		t.Fatalf("config from JSON: %+v", got)
 	}
 }
+
+// Stats must marshal to JSON during a warm-up (r = +Inf) and with a domain
+// whose losses are all non-finite (mean loss NaN): both become null.
+func TestStatsJSON(t *testing.T) {
+	rw, _ := New(Config{Schedule: Constant(1).WithWarmup(2)})
+	nan := float32(math.NaN())
+	st, err := rw.Weights(make([]float32, 3), []float32{1, 2, nan}, []int32{0, 0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatalf("marshal: %v", err)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back["r"] != nil || back["m"].(float64) != 3 || back["uniform"] != true {
+		t.Fatalf("stats JSON %s", b)
+	}
+	doms := back["domains"].([]any)
+	if doms[1].(map[string]any)["mean_loss"] != nil || doms[0].(map[string]any)["mean_loss"].(float64) != 1.5 {
+		t.Fatalf("domain stats JSON %s", b)
+	}
+}

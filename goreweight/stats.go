@@ -1,6 +1,7 @@
 package goreweight
 
 import (
+	"encoding/json"
 	"math"
 	"strconv"
 )
@@ -78,3 +79,55 @@ func b2f(b bool) float64 {
 
 // nan is returned for means over nothing.
 var nan = math.NaN()
+
+// jfloat is a float64 whose JSON form is null when it is NaN or ±Inf,
+// which JSON cannot spell (r is +Inf during a warm-up; a domain whose
+// losses are all non-finite has a NaN mean loss).
+type jfloat float64
+
+func (f jfloat) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
+}
+
+// MarshalJSON writes the statistics with the field names of their json
+// tags; NaN and ±Inf become null (Flat keeps them as floats).
+func (s Stats) MarshalJSON() ([]byte, error) {
+	type domain struct {
+		Count      int    `json:"count"`
+		NonFinite  int    `json:"nonfinite"`
+		MeanLoss   jfloat `json:"mean_loss"`
+		WeightSum  jfloat `json:"weight_sum"`
+		MeanWeight jfloat `json:"mean_weight"`
+		MeanWM     jfloat `json:"mean_wm"`
+	}
+	out := struct {
+		Step      int64    `json:"step"`
+		R         jfloat   `json:"r"`
+		Uniform   bool     `json:"uniform"`
+		M         int      `json:"m"`
+		Valid     int      `json:"valid"`
+		NonFinite int      `json:"nonfinite"`
+		MaxWM     jfloat   `json:"max_wm"`
+		MinWM     jfloat   `json:"min_wm"`
+		ESS       jfloat   `json:"ess"`
+		ESSFrac   jfloat   `json:"ess_frac"`
+		Entropy   jfloat   `json:"entropy"`
+		LossMin   jfloat   `json:"loss_min"`
+		LossMax   jfloat   `json:"loss_max"`
+		LossMean  jfloat   `json:"loss_mean"`
+		Weighted  jfloat   `json:"loss_weighted"`
+		Capped    int      `json:"capped"`
+		Domains   []domain `json:"domains,omitempty"`
+	}{s.Step, jfloat(s.R), s.Uniform, s.M, s.Valid, s.NonFinite, jfloat(s.MaxWM), jfloat(s.MinWM),
+		jfloat(s.ESS), jfloat(s.ESSFrac), jfloat(s.Entropy), jfloat(s.LossMin), jfloat(s.LossMax),
+		jfloat(s.LossMean), jfloat(s.Weighted), s.Capped, nil}
+	for _, d := range s.Domains {
+		out.Domains = append(out.Domains, domain{d.Count, d.NonFinite, jfloat(d.MeanLoss),
+			jfloat(d.WeightSum), jfloat(d.MeanWeight), jfloat(d.MeanWM)})
+	}
+	return json.Marshal(out)
+}

@@ -118,8 +118,17 @@ func NewWeigher(opts Options) (*Weigher, error) {
 	if opts.DomainMultipliers != nil {
 		w.opts.DomainMultipliers = append([]float64(nil), opts.DomainMultipliers...)
 		w.logMult = make([]float64, len(opts.DomainMultipliers))
+		// Weights are invariant to scaling every multiplier, so divide by
+		// the largest: log m_d <= 0 keeps every exponent <= 0.
+		top := 0.0
+		for _, m := range opts.DomainMultipliers {
+			top = max(top, m)
+		}
+		if top == 0 {
+			top = 1 // every multiplier is 0: every weight is 0, an error per batch
+		}
 		for d, m := range opts.DomainMultipliers {
-			w.logMult[d] = math.Log(m) // -Inf for 0: such samples get weight 0
+			w.logMult[d] = math.Log(m) - math.Log(top) // -Inf for 0: such samples get weight 0
 		}
 	}
 	return w, nil
@@ -239,6 +248,9 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 			return nil, fmt.Errorf("goreweight: every sample has weight 0 (are the domain multipliers of all domains in the batch 0?)")
 		}
 		w.shift, w.rescue = zmax, true
+		for c := 0; c < nc && w.ndom > 0; c++ {
+			clear(w.dacc[c]) // pass 2 accumulates the domain sums afresh
+		}
 		w.phase = phaseExp
 		w.job.parallelFor(nc, w)
 		s = w.sumParts(nc)

@@ -605,3 +605,25 @@ func TestSubnormalExponentials(t *testing.T) {
 		checkClose(t, fmt.Sprintf("%s r=%v cap=%v", c.strategy, c.r, c.cap), dst, want)
 	}
 }
+
+// Multipliers above 1 with a cap: the projection must see them. (Found by
+// the Python suite: an exponent clamp at 0 dropped log m_d > 0.)
+func TestCapWithMultipliersAboveOne(t *testing.T) {
+	l := []float32{1, 2, 3, 4}
+	dom := []int32{0, 1, 0, 1}
+	for _, s := range []string{Uniform, LinUpper} {
+		w, err := NewWeigher(Options{Strategy: s, Cap: 10, DomainMultipliers: []float64{2, 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := make([]float32, 4)
+		if _, err := w.Weights(dst, l, dom, 0.7); err != nil {
+			t.Fatal(err)
+		}
+		want := refWeights(l, refOpts{strategy: s, delta: 1, r: 0.7, cap: 10, mult: []float64{2, 1}, domains: dom})
+		checkClose(t, s+" cap with multiplier 2", dst, want)
+	}
+	if got := refWeights(l, refOpts{strategy: Uniform, r: 1, mult: []float64{2, 1}, domains: dom}); math.Abs(got[0]-1.0/3) > 1e-15 {
+		t.Fatalf("reference: %v", got)
+	}
+}

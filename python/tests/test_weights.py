@@ -359,11 +359,6 @@ def test_feasible_cap_with_tiny_exponentials_is_not_refused():
     assert torch.allclose(w, torch.full((3,), 1 / 3))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core regression in 09d5e49: cap.go exp64 computes expNeg(min(z - shift + log m_d, 0)), so a "
-    "domain multiplier > 1 is clamped away whenever a cap is set",
-)
 @pytest.mark.parametrize("strategy, r", [("uniform", 1.0), ("linupper", 1.0), ("linupper", 0.01), ("quadratic", 0.3)])
 def test_cap_with_domain_multipliers(strategy, r):
     # cap = 10 never binds here, so the weights must equal the uncapped ones:
