@@ -181,6 +181,7 @@ class LoadMonitor:
 
         self.period = period_s
         self.samples: List[float] = []
+        self.times: List[float] = []  # end time of each sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -204,7 +205,14 @@ class LoadMonitor:
             cur, t = self._others(), time.time()
             used = sum(v - prev[p] for p, v in cur.items() if p in prev and v >= prev[p])
             self.samples.append(used / max(t - t_prev, 1e-9))
+            self.times.append(t)
             prev, t_prev = cur, t
+
+    def window(self, t0: float, t1: float) -> float:
+        """Mean CPUs used by other processes over the samples that ended in
+        [t0, t1 + period] (nan if none)."""
+        v = [x for x, t in zip(list(self.samples), list(self.times)) if t0 <= t <= t1 + self.period]
+        return sum(v) / len(v) if v else math.nan
 
     def start(self) -> "LoadMonitor":
         if os.path.isdir("/proc/self"):

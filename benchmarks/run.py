@@ -108,7 +108,13 @@ def main(argv=None) -> int:
         except Exception:  # noqa: BLE001 - report, go on with the other tables
             failed = True
             say("FAILED:\n" + traceback.format_exc())
-        say(f"({time.time() - t0:.0f} s)")
+        t1 = time.time()
+        busy = monitor.window(t0, t1)
+        key = title.split(".")[0]
+        if busy == busy:
+            rec.add("env", f"table{key}", "-", "other_processes_cpus_mean", busy)
+        say(f"({t1 - t0:.0f} s" + (f"; other processes used {busy:.2f} CPUs meanwhile"
+                                  + (": UNDER LOAD" if busy > 0.1 else "") if busy == busy else "") + ")")
 
     if "1" in tables:
         def t1() -> str:
