@@ -140,7 +140,7 @@ def main(argv=None) -> int:
             if a.tiny:
                 return bo.run(rec, {"tiny": gc(TINY["tiny"])}, 1, 0)
             if a.quick:
-                return bo.run(rec, {"a": gc(CONFIGS["a"])}, 8, 1)
+                return bo.run(rec, {"a": gc(CONFIGS["a"])}, 12, 1)
             return bo.run(rec, {"a": gc(CONFIGS["a"]), "b": gc(CONFIGS["b"])}, 30, 2)
 
         section("2. Overhead inside a PyTorch GPT training step", t2)
@@ -157,8 +157,8 @@ def main(argv=None) -> int:
                 raise ValueError(f"unknown configuration(s) {unknown}; want a subset of a,b,c")
             cfgs = {n: bt.CONFIGS[n] for n in names}
             if a.quick:
-                return bt.run(rec, cfgs, runs=1, steps=3, warmup=1, threads=a.threads, level="quick")
-            return bt.run(rec, cfgs, runs=3, steps=10, warmup=2, threads=a.threads, level="full", e2e=True)
+                return bt.run(rec, cfgs, runs=2, steps=4, warmup=1, threads=a.threads, level="quick")
+            return bt.run(rec, cfgs, runs=5, steps=10, warmup=2, threads=a.threads, level="full", e2e=True)
 
         section(f"3. Trainer: Go GPT against the same GPT in PyTorch ({a.threads} threads, float32, AdamW)", t3)
 
