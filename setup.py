@@ -7,7 +7,7 @@ the local Go toolchain it builds
   with `go build -buildmode=c-shared`. It does not link libpython (Python
   loads it with ctypes), so one build serves every CPython >= 3.9 and the
   wheel is tagged py3-none-<platform>;
-* goreweight/bin/goreweight-train, the trainer in ./goreweight/cmd/goreweight-train,
+* goreweight/bin/goreweight-train, the trainer in ./goreweight/trainer/cmd/goreweight-train,
   when that directory exists, with `-tags openblas` when the Debian package
   libopenblas-dev is installed. It is run by the `goreweight-train` console
   command.
@@ -34,7 +34,7 @@ except ImportError:  # setuptools < 70.1
     from wheel.bdist_wheel import bdist_wheel  # type: ignore[no-redef]
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-TRAINER = os.path.join("goreweight", "cmd", "goreweight-train")
+TRAINER = os.path.join("goreweight", "trainer", "cmd", "goreweight-train")
 
 
 def _lib_name() -> str:

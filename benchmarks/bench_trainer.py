@@ -267,7 +267,7 @@ def run(rec: Records, configs: Dict[str, TrainConfig], runs: int, steps: int, wa
             notes.append(note)
         trainer = None
         if e2e and gostep:
-            trainer, note = build_go(tmp, openblas=True, pkg="./goreweight/cmd/goreweight-train")
+            trainer, note = build_go(tmp, openblas=True, pkg="./goreweight/trainer/cmd/goreweight-train")
             if note:
                 notes.append(note)
         # The peaks are measured before and after the configurations and the

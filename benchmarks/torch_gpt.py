@@ -1,6 +1,6 @@
 """The PyTorch twin of goreweight's Go GPT, for the benchmarks.
 
-Same architecture as ``goreweight/gpt``: GPT-2 style decoder, token plus learned
+Same architecture as ``goreweight/trainer/gpt``: GPT-2 style decoder, token plus learned
 position embeddings, pre-LayerNorm blocks (causal multi-head self-attention, a
 4x-wide GELU(tanh) MLP, both added to the residual stream), a final LayerNorm and
 a language-model head tied to the token embedding; LayerNorm eps 1e-5; GPT-2

@@ -13,7 +13,7 @@ import (
 	"os/signal"
 	"sync"
 
-	"github.com/goreweight/goreweight/goreweight/train"
+	"github.com/goreweight/goreweight/goreweight/trainer/train"
 )
 
 // grw_train runs the Go-native GPT trainer (package goreweight/train) and

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the PyTorch parity fixture for goreweight/gpt.
 
-Builds the tiny GPT of goreweight/gpt (same architecture, same parameter names
+Builds the tiny GPT of goreweight/trainer/gpt (same architecture, same parameter names
 and layouts: pre-LayerNorm blocks, causal multi-head attention, 4x GELU-tanh
 MLP, final LayerNorm, LM head tied to wte) directly from tensors in PyTorch,
 with deterministic pseudo-random float32 parameters. It runs two batches in
@@ -15,7 +15,7 @@ float64 rounding) and records per-sequence losses and parameter gradients:
 * "mean": B=3, T=33, a few ignored targets; gradient of losses.mean(), which
   Go must reproduce with weights all 1/B.
 
-Output: goreweight/gpt/testdata/gpt_fixture.json (well under 1 MB). Run from
+Output: goreweight/trainer/gpt/testdata/gpt_fixture.json (well under 1 MB). Run from
 the repository root: python3 scripts/make_gpt_fixture.py. Needs torch only
 here; the Go test reads the JSON.
 """

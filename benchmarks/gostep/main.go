@@ -25,9 +25,9 @@ import (
 	"time"
 
 	"github.com/goreweight/goreweight/goreweight"
-	"github.com/goreweight/goreweight/goreweight/gpt"
-	"github.com/goreweight/goreweight/goreweight/nn"
-	"github.com/goreweight/goreweight/goreweight/optim"
+	"github.com/goreweight/goreweight/goreweight/trainer/gpt"
+	"github.com/goreweight/goreweight/goreweight/trainer/nn"
+	"github.com/goreweight/goreweight/goreweight/trainer/optim"
 )
 
 // result is what gostep prints.

@@ -20,7 +20,7 @@ def main() -> None:
         sys.stderr.write(
             "goreweight-train: the trainer binary was not built into this installation "
             f"({path} is missing). It is built by `pip install .` when the repository has "
-            "goreweight/cmd/goreweight-train; reinstall from an up-to-date checkout with Go on PATH.\n"
+            "goreweight/trainer/cmd/goreweight-train; reinstall from an up-to-date checkout with Go on PATH.\n"
         )
         raise SystemExit(2)
     os.execv(path, [path, *sys.argv[1:]])

@@ -1,7 +1,7 @@
 """``goreweight.train``: the Go-native GPT trainer, called in-process.
 
 It runs the same trainer as the ``goreweight-train`` command (package
-``goreweight/train`` of the Go module) through the shared library's
+``goreweight/trainer/train`` of the Go module) through the shared library's
 ``grw_train`` entry point, so a notebook or script can run the paper's
 comparison without a GPU and get the summary back as a dict::
 

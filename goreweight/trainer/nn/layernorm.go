@@ -3,7 +3,7 @@ package nn
 import (
 	"math"
 
-	"github.com/goreweight/goreweight/goreweight/nn/internal/fastmath"
+	"github.com/goreweight/goreweight/goreweight/trainer/nn/internal/fastmath"
 )
 
 // LayerNormEps is the variance floor of LayerNorm, PyTorch's default.

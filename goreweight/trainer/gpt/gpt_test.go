@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/goreweight/goreweight/goreweight/nn"
+	"github.com/goreweight/goreweight/goreweight/trainer/nn"
 )
 
 var tiny = Config{Vocab: 11, Seq: 8, Layers: 2, Heads: 2, Width: 8}

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/goreweight/goreweight/goreweight"
-	"github.com/goreweight/goreweight/goreweight/gpt"
-	"github.com/goreweight/goreweight/goreweight/nn"
-	"github.com/goreweight/goreweight/goreweight/optim"
+	"github.com/goreweight/goreweight/goreweight/trainer/gpt"
+	"github.com/goreweight/goreweight/goreweight/trainer/nn"
+	"github.com/goreweight/goreweight/goreweight/trainer/optim"
 )
 
 // runResult is what one strategy's training leaves for the summary.

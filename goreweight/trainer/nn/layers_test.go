@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/goreweight/goreweight/goreweight/nn/internal/fastmath"
+	"github.com/goreweight/goreweight/goreweight/trainer/nn/internal/fastmath"
 )
 
 // ---- helpers ----------------------------------------------------------------

@@ -12,8 +12,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/goreweight/goreweight/goreweight/data"
-	"github.com/goreweight/goreweight/goreweight/nn"
+	"github.com/goreweight/goreweight/goreweight/trainer/data"
+	"github.com/goreweight/goreweight/goreweight/trainer/nn"
 )
 
 // ErrInterrupted is returned (wrapped) by Run when its context was

@@ -11,7 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/goreweight/goreweight/goreweight/data"
+	"github.com/goreweight/goreweight/goreweight/trainer/data"
 )
 
 // SampleLogSchema is the schema of the per-sample log, samples.arrow: one

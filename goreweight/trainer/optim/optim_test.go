@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/goreweight/goreweight/goreweight/nn"
+	"github.com/goreweight/goreweight/goreweight/trainer/nn"
 )
 
 func param(name string, decay bool, data ...float32) *nn.Param {

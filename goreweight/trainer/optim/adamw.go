@@ -11,7 +11,7 @@ import (
 	"math"
 	"sync"
 
-	"github.com/goreweight/goreweight/goreweight/nn"
+	"github.com/goreweight/goreweight/goreweight/trainer/nn"
 )
 
 // Config holds AdamW's hyperparameters. The learning rate is not part of it:

@@ -9,10 +9,10 @@ import (
 	"runtime"
 
 	"github.com/goreweight/goreweight/goreweight"
-	"github.com/goreweight/goreweight/goreweight/data"
-	"github.com/goreweight/goreweight/goreweight/gpt"
-	"github.com/goreweight/goreweight/goreweight/nn"
-	"github.com/goreweight/goreweight/goreweight/optim"
+	"github.com/goreweight/goreweight/goreweight/trainer/data"
+	"github.com/goreweight/goreweight/goreweight/trainer/gpt"
+	"github.com/goreweight/goreweight/goreweight/trainer/nn"
+	"github.com/goreweight/goreweight/goreweight/trainer/optim"
 )
 
 // A checkpoint is a zip archive (readable with any unzip tool), written

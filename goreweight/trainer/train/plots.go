@@ -14,7 +14,7 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/goreweight/goreweight/goreweight"
-	"github.com/goreweight/goreweight/goreweight/data"
+	"github.com/goreweight/goreweight/goreweight/trainer/data"
 )
 
 // Colours: one per strategy (the baseline first), one per document kind.

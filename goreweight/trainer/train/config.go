@@ -15,8 +15,8 @@ import (
 	"strings"
 
 	"github.com/goreweight/goreweight/goreweight"
-	"github.com/goreweight/goreweight/goreweight/data"
-	"github.com/goreweight/goreweight/goreweight/gpt"
+	"github.com/goreweight/goreweight/goreweight/trainer/data"
+	"github.com/goreweight/goreweight/goreweight/trainer/gpt"
 )
 
 // Config is everything a training run needs. Its JSON form (the keys in the

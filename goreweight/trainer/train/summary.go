@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goreweight/goreweight/goreweight/gpt"
-	"github.com/goreweight/goreweight/goreweight/nn"
+	"github.com/goreweight/goreweight/goreweight/trainer/gpt"
+	"github.com/goreweight/goreweight/goreweight/trainer/nn"
 )
 
 // Summary is the result of a run: one RunSummary per strategy and the

@@ -1,6 +1,6 @@
 package nn
 
-import "github.com/goreweight/goreweight/goreweight/nn/internal/fastmath"
+import "github.com/goreweight/goreweight/goreweight/trainer/nn/internal/fastmath"
 
 // GELU is the tanh approximation of the Gaussian error linear unit used by
 // GPT-2 (PyTorch's gelu(approximate="tanh")):

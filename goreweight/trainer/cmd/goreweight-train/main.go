@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/goreweight/goreweight/goreweight"
-	"github.com/goreweight/goreweight/goreweight/train"
+	"github.com/goreweight/goreweight/goreweight/trainer/train"
 )
 
 func main() {

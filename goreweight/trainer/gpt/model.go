@@ -25,7 +25,7 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"github.com/goreweight/goreweight/goreweight/nn"
+	"github.com/goreweight/goreweight/goreweight/trainer/nn"
 )
 
 // Model is a GPT with its parameters, their gradients, and the activations of

@@ -3,7 +3,7 @@ package optim
 import (
 	"math"
 
-	"github.com/goreweight/goreweight/goreweight/nn"
+	"github.com/goreweight/goreweight/goreweight/trainer/nn"
 )
 
 // LR returns the learning rate of step (counted from 0) under linear warm-up

@@ -3,7 +3,7 @@ package gpt
 import (
 	"testing"
 
-	"github.com/goreweight/goreweight/goreweight/nn"
+	"github.com/goreweight/goreweight/goreweight/trainer/nn"
 )
 
 // benchStep times one training step's model work (Forward, ZeroGrad,

@@ -17,8 +17,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/goreweight/goreweight/goreweight/gpt"
-	"github.com/goreweight/goreweight/goreweight/optim"
+	"github.com/goreweight/goreweight/goreweight/trainer/gpt"
+	"github.com/goreweight/goreweight/goreweight/trainer/optim"
 )
 
 // writeCorpus writes a small two-domain text corpus into dir and returns
