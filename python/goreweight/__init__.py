@@ -14,6 +14,15 @@ The main entry points::
 
     w = goreweight.weights(losses, strategy="linupper", r=1.0)   # torch, numpy or Arrow
 
+Errors: bad arguments are TypeError or ValueError naming the argument; what
+the Go core refuses is a :class:`GoreweightError` (a ValueError) or one of
+its subclasses, chosen by the C ABI's status code (EmptyBatchError,
+NonFiniteLossError, InternalError, GoreweightIOError), and an interrupted
+trainer raises TrainingInterrupted (a KeyboardInterrupt).
+
+The pure-PyTorch twin used by the tests and benchmarks is not imported by
+``import goreweight``: ``from goreweight import torch_reference``.
+
 The Go library is loaded on first use. A process forked after that cannot
 call goreweight (it raises RuntimeError): DataLoader workers that call
 goreweight need ``multiprocessing_context="spawn"``. See docs/python.md.
@@ -21,8 +30,16 @@ goreweight need ``multiprocessing_context="spawn"``. See docs/python.md.
 
 from __future__ import annotations
 
-from . import schedules, torch_reference
-from ._lib import GoreweightError, library_path
+from . import schedules
+from ._lib import (
+    EmptyBatchError,
+    GoreweightError,
+    GoreweightIOError,
+    InternalError,
+    NonFiniteLossError,
+    TrainingInterrupted,
+    library_path,
+)
 from ._lib import strategies as _strategies
 from ._lib import version as _version
 from ._reweighter import Reweighter
@@ -31,7 +48,12 @@ from ._weights import max_weight_bound, per_sample_loss, reweighted_loss, weight
 __version__ = "0.1.0"
 
 __all__ = [
+    "EmptyBatchError",
     "GoreweightError",
+    "GoreweightIOError",
+    "InternalError",
+    "NonFiniteLossError",
+    "TrainingInterrupted",
     "Reweighter",
     "library_path",
     "library_version",
@@ -40,18 +62,28 @@ __all__ = [
     "reweighted_loss",
     "schedules",
     "strategies",
-    "torch_reference",
+    "train",
     "weights",
     "__version__",
 ]
 
 
 def strategies() -> list[str]:
-    """The names of the strategies the Go core knows, sorted."""
+    """The names of the strategies the Go core knows, sorted.
+
+    Example::
+
+        "linupper" in goreweight.strategies()  # True
+    """
     return _strategies()
 
 
 def library_version() -> str:
-    """The version of the Go library in use, e.g. ``"0.1.0 (go1.26.0)"``."""
+    """The version of the Go library in use, e.g. ``"0.1.0 (go1.26.0)"``.
+
+    Example::
+
+        print(goreweight.library_version())
+    """
     return _version()
 from .train import train  # noqa: E402  (the Go-native GPT trainer, docs/trainer.md)

@@ -1,119 +1,162 @@
-"""Argument checks shared by the public functions. They only check types and
-ranges so that errors name the Python argument; the Go core validates
-everything again and owns the math."""
+"""Converting Python arguments to what the Go core reads.
+
+This module converts types and shapes only, so that a wrong type is a
+TypeError naming the argument and a value the C ABI cannot carry (an int
+beyond 64 bits, a float JSON cannot hold) a ValueError naming it. It holds
+no rule of the method: which values are valid (r > 0, cap >= 1, the known
+strategies, nonfinite policies and schedule kinds, ...) is decided by the Go
+core alone, whose messages name the argument too.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import numbers
-from typing import Any, Optional, Sequence
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
 
-NONFINITE_POLICIES = ("zero", "raise")
-SELECTORS = ("topk", "truncate")
+from ._lib import INT64_MAX, INT64_MIN
+
+__all__ = ["real", "integer", "int64", "text", "multipliers", "options", "dumps"]
 
 
 def real(name: str, v: Any) -> float:
-    """v as a float, or TypeError naming the argument."""
+    """v as a float, or TypeError (not a real number) / ValueError (beyond
+    the float64 range) naming the argument.
+
+    Example::
+
+        real("r", 2)  # 2.0
+    """
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"goreweight: {name} must be a real number, got {type(v).__name__} {v!r}")
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:
+        raise ValueError(f"goreweight: {name} is beyond the float64 range, got {v!r:.40}") from None
 
 
 def integer(name: str, v: Any) -> int:
-    """v as an int, or TypeError naming the argument."""
+    """v as an int, or TypeError naming the argument.
+
+    Example::
+
+        integer("steps", numpy.int64(3))  # 3
+    """
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise TypeError(f"goreweight: {name} must be an integer, got {type(v).__name__} {v!r}")
     return int(v)
 
 
-def check_r(r: Any) -> float:
-    """The temperature: a number > 0; +inf means uniform weights."""
-    f = real("r", r)
-    if not f > 0:
-        raise ValueError(f"goreweight: r (the temperature) must be > 0 (inf for uniform weights), got {r!r}")
-    return f
+def int64(name: str, v: Any) -> int:
+    """v as an int that a C int64_t holds, or TypeError / ValueError naming
+    the argument (ctypes would silently wrap it modulo 2^64).
+
+    Example::
+
+        int64("step", 2**64 + 3)  # ValueError: step ... 64-bit
+    """
+    i = integer(name, v)
+    if not INT64_MIN <= i <= INT64_MAX:
+        raise ValueError(f"goreweight: {name} must fit in a signed 64-bit integer, got {i}")
+    return i
 
 
-def check_strategy(strategy: Any) -> str:
-    if not isinstance(strategy, str):
-        raise TypeError(f"goreweight: strategy must be a str, got {type(strategy).__name__} {strategy!r}")
-    if not strategy:
-        raise ValueError("goreweight: strategy must not be empty")
-    return strategy
+def text(name: str, v: Any) -> str:
+    """v as a str, or TypeError naming the argument.
+
+    Example::
+
+        text("strategy", "linupper")
+    """
+    if not isinstance(v, str):
+        raise TypeError(f"goreweight: {name} must be a str, got {type(v).__name__} {v!r}")
+    return v
 
 
-def check_delta(delta: Any) -> float:
-    f = real("delta", delta)
-    if not (f > 0 and math.isfinite(f)):
-        raise ValueError(f"goreweight: delta must be a finite number > 0, got {delta!r}")
-    return f
+def multipliers(m: Any) -> Optional[tuple[float, ...]]:
+    """Per-domain multipliers as a tuple of floats (domain id = position), or
+    None. Any iterable of real numbers is read exactly once (an iterator or
+    generator is materialised here, before anything else looks at it). A
+    mapping (e.g. a dict ``{domain id: multiplier}``) is refused with a
+    TypeError: iterating it would read its keys, not its values.
 
+    Example::
 
-def check_cap(cap: Any) -> Optional[float]:
-    if cap is None:
-        return None
-    f = real("cap", cap)
-    if not (f >= 1 and math.isfinite(f)):
-        raise ValueError(f"goreweight: cap must be a finite number >= 1 (or None for no cap), got {cap!r}")
-    return f
-
-
-def check_nonfinite(nonfinite: Any) -> str:
-    if not isinstance(nonfinite, str):
-        raise TypeError(f"goreweight: nonfinite must be a str, got {type(nonfinite).__name__} {nonfinite!r}")
-    if nonfinite not in NONFINITE_POLICIES:
-        raise ValueError(f"goreweight: nonfinite must be 'zero' or 'raise', got {nonfinite!r}")
-    return nonfinite
-
-
-def check_q(strategy: str, q: Any) -> Optional[float]:
-    if q is None:
-        if strategy in SELECTORS:
-            kind = "kept, in (0, 1]" if strategy == "topk" else "dropped, in [0, 1)"
-            raise ValueError(f"goreweight: strategy {strategy!r} needs q (the fraction {kind})")
-        return None
-    f = real("q", q)
-    if not math.isfinite(f):
-        raise ValueError(f"goreweight: q must be finite, got {q!r}")
-    return f
-
-
-def check_multipliers(m: Any) -> Optional[tuple[float, ...]]:
+        multipliers(iter([1, 2.5]))  # (1.0, 2.5)
+    """
     if m is None:
         return None
-    if isinstance(m, (str, bytes)) or not isinstance(m, Sequence):
-        try:
-            m = list(m)
-        except TypeError:
-            raise TypeError(
-                f"goreweight: domain_multipliers must be a sequence of numbers, got {type(m).__name__}"
-            ) from None
-    out = tuple(real(f"domain_multipliers[{i}]", v) for i, v in enumerate(m))
-    for i, v in enumerate(out):
-        if not (v >= 0 and math.isfinite(v)):
-            raise ValueError(f"goreweight: domain_multipliers[{i}] must be finite and >= 0, got {v!r}")
-    return out
+    if isinstance(m, Mapping):
+        raise TypeError(
+            "goreweight: domain_multipliers must be a sequence indexed by domain id, got a "
+            f"{type(m).__name__} (a mapping); pass e.g. [m[i] for i in range(n_domains)]"
+        )
+    if isinstance(m, (str, bytes)) or not isinstance(m, Iterable):
+        raise TypeError(f"goreweight: domain_multipliers must be a sequence of numbers, got {type(m).__name__}")
+    if hasattr(m, "tolist") and not isinstance(m, (list, tuple)):  # numpy arrays, tensors
+        if getattr(m, "ndim", 1) != 1:
+            raise ValueError(
+                f"goreweight: domain_multipliers must be 1-D, got shape {tuple(getattr(m, 'shape', ()))}"
+            )
+        m = m.tolist()
+    return tuple(real(f"domain_multipliers[{i}]", v) for i, v in enumerate(m))
 
 
-def options(
-    strategy: Any, delta: Any, cap: Any, nonfinite: Any, q: Any, multipliers: Any
-) -> dict[str, Any]:
-    """The core's Options as a dict, every argument checked."""
-    s = check_strategy(strategy)
-    o: dict[str, Any] = {"strategy": s, "delta": check_delta(delta), "nonfinite": check_nonfinite(nonfinite)}
-    c = check_cap(cap)
-    if c is not None:
-        o["cap"] = c
-    qq = check_q(s, q)
-    if qq is not None:
-        o["q"] = qq
-    m = check_multipliers(multipliers)
-    if m is not None:
-        o["domain_multipliers"] = list(m)
+def options(strategy: Any, delta: Any, cap: Any, nonfinite: Any, q: Any, mult: Any) -> dict[str, Any]:
+    """The core's Options as a dict of JSON values (types converted; the Go
+    core validates the values). ``cap`` and ``q`` left out when None.
+
+    Example::
+
+        options("linupper", 1.0, None, "zero", None, None)
+        # {"strategy": "linupper", "delta": 1.0, "nonfinite": "zero"}
+    """
+    o: dict[str, Any] = {
+        "strategy": text("strategy", strategy),
+        "delta": real("delta", delta),
+        "nonfinite": text("nonfinite", nonfinite),
+    }
+    if cap is not None:
+        o["cap"] = real("cap", cap)
+    if q is not None:
+        o["q"] = real("q", q)
+    mm = multipliers(mult)
+    if mm is not None:
+        o["domain_multipliers"] = list(mm)
     return o
 
 
+def _nonfinite_path(o: Any, path: str) -> Optional[str]:
+    """The path (e.g. ``"schedule.r"``) of the first non-finite float in o, or None."""
+    if isinstance(o, float):
+        return None if math.isfinite(o) else path
+    if isinstance(o, dict):
+        for k, v in o.items():
+            p = _nonfinite_path(v, f"{path}.{k}" if path else str(k))
+            if p is not None:
+                return p
+    if isinstance(o, (list, tuple)):
+        for i, v in enumerate(o):
+            p = _nonfinite_path(v, f"{path}[{i}]")
+            if p is not None:
+                return p
+    return None
+
+
 def dumps(o: Any) -> str:
-    """JSON for the Go side (never NaN or Infinity: those are checked out before)."""
-    return json.dumps(o, allow_nan=False)
+    """JSON for the Go side. JSON has no NaN or infinity: a non-finite float
+    is a ValueError naming where it is (e.g. ``delta`` or ``schedule.r``).
+
+    Example::
+
+        dumps({"strategy": "linupper", "delta": float("inf")})  # ValueError: delta ...
+    """
+    try:
+        return json.dumps(o, allow_nan=False)
+    except ValueError:
+        where = _nonfinite_path(o, "")
+        if where is None:
+            raise
+        raise ValueError(f"goreweight: {where} must be a finite number") from None

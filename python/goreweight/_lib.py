@@ -21,17 +21,125 @@ import sys
 import threading
 from typing import Any, Callable, Optional
 
-__all__ = ["GoreweightError", "library_path", "load", "version"]
+__all__ = [
+    "EmptyBatchError",
+    "GoreweightError",
+    "GoreweightIOError",
+    "InternalError",
+    "NonFiniteLossError",
+    "TrainingInterrupted",
+    "error_for",
+    "library_path",
+    "load",
+    "version",
+]
 
-_OK, _EINVAL, _EINTERNAL = 0, 1, 2
+# ---------------------------------------------------------------- errors
+#
+# The C ABI's status codes (capi/capi.go) and the exception class of each.
+# error_for is the one place that maps a status to a class; nothing in this
+# package looks at the text of a message.
+
+STATUS_OK = 0
+STATUS_INVALID = 1  # GRW_EINVAL: a bad argument
+STATUS_INTERNAL = 2  # GRW_EINTERNAL: a recovered Go panic (a goreweight bug)
+STATUS_EMPTY = 3  # GRW_EEMPTY: no losses to weight
+STATUS_NONFINITE = 4  # GRW_ENONFINITE: non-finite losses under "raise", or none finite
+STATUS_INTERRUPTED = 5  # GRW_EINTR: the trainer was interrupted (checkpoint written)
+STATUS_IO = 6  # GRW_EIO: a file could not be read or written, or is corrupt
 
 
 class GoreweightError(ValueError):
-    """An error reported by the Go core (an invalid option or input, or, with
-    "internal error" in the message, a bug in goreweight). It is a
-    :class:`ValueError`, so ``except ValueError`` catches every input
-    problem, whether Python or Go found it."""
+    """An error reported by the Go core: an invalid option or input.
 
+    It is a :class:`ValueError`, so ``except ValueError`` catches every input
+    problem, whether Python or Go found it. ``status`` is the C ABI's status
+    code of the failed call (1 for a bad argument; 0 when Python raised it).
+
+    Example::
+
+        try:
+            goreweight.weights(losses, cap=0.5)
+        except goreweight.GoreweightError as e:
+            print(e)  # goreweight: cap must be a finite number >= 1 ...
+    """
+
+    status: int = STATUS_INVALID
+
+    def __init__(self, message: str = "", status: Optional[int] = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class InternalError(GoreweightError, RuntimeError):
+    """A bug in goreweight: Go recovered from a panic (status GRW_EINTERNAL).
+    Please report it with the message. Also a :class:`RuntimeError`."""
+
+    status = STATUS_INTERNAL
+
+
+class EmptyBatchError(GoreweightError):
+    """The batch holds no losses to weight (status GRW_EEMPTY), e.g. an empty
+    tensor, or an empty global batch under torch.distributed."""
+
+    status = STATUS_EMPTY
+
+
+class NonFiniteLossError(GoreweightError):
+    """Non-finite (NaN or infinite) losses under ``nonfinite="raise"``, or no
+    finite loss at all (status GRW_ENONFINITE)."""
+
+    status = STATUS_NONFINITE
+
+
+class GoreweightIOError(GoreweightError, OSError):
+    """A file could not be read or written, or is corrupt (status GRW_EIO).
+    Also an :class:`OSError`."""
+
+    status = STATUS_IO
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """The Go trainer stopped on SIGINT after writing a checkpoint (status
+    GRW_EINTR); the message names the directory to resume from. A
+    :class:`KeyboardInterrupt`, so Ctrl-C handling code sees it as one."""
+
+    status = STATUS_INTERRUPTED
+
+
+_CLASS_OF_STATUS: dict[int, type[BaseException]] = {
+    STATUS_INVALID: GoreweightError,
+    STATUS_INTERNAL: InternalError,
+    STATUS_EMPTY: EmptyBatchError,
+    STATUS_NONFINITE: NonFiniteLossError,
+    STATUS_INTERRUPTED: TrainingInterrupted,
+    STATUS_IO: GoreweightIOError,
+}
+
+
+def error_for(status: int, message: str) -> BaseException:
+    """The exception for a failed call's status code and message. A status
+    this package does not know (from a newer library) gives a
+    :class:`GoreweightError` carrying that status.
+
+    Example::
+
+        raise error_for(3, "goreweight: empty batch")  # EmptyBatchError
+    """
+    if not message:
+        message = f"goreweight: call failed with status {status}"
+    cls = _CLASS_OF_STATUS.get(status)
+    if cls is None:
+        return GoreweightError(message, status)
+    if issubclass(cls, GoreweightError):
+        return cls(message, status)
+    e = cls(message)
+    setattr(e, "status", status)
+    return e
+
+
+# ---------------------------------------------------------------- prototypes
 
 _c_void_p = ctypes.c_void_p
 _c_u64 = ctypes.c_uint64
@@ -40,29 +148,40 @@ _c_double = ctypes.c_double
 _c_char_p = ctypes.c_char_p
 _c_int = ctypes.c_int
 
-# name: (argtypes) ; every function returns int status and takes char **err last.
-_PROTOTYPES: dict[str, list[Any]] = {
-    "grw_version": [_c_void_p, _c_void_p],
-    "grw_strategies": [_c_void_p, _c_void_p],
-    "grw_max_weight_bound": [_c_i64, _c_double, _c_double, _c_void_p, _c_void_p],
-    "grw_close": [_c_u64, _c_void_p],
-    "grw_weigher_new": [_c_char_p, _c_void_p, _c_void_p],
-    "grw_weigher_options": [_c_u64, _c_void_p, _c_void_p],
-    "grw_weigher_weights": [_c_u64, _c_double, _c_void_p, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p, _c_void_p],
-    "grw_weigher_weights_arrow": [_c_u64, _c_double, _c_void_p, _c_void_p, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p, _c_void_p],
-    "grw_reweighter_new": [_c_char_p, _c_void_p, _c_void_p],
-    "grw_reweighter_restore": [_c_char_p, _c_void_p, _c_void_p],
-    "grw_reweighter_weights": [_c_u64, _c_void_p, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p, _c_void_p],
-    "grw_reweighter_weights_arrow": [_c_u64, _c_void_p, _c_void_p, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p, _c_void_p],
-    "grw_reweighter_stats": [_c_u64, _c_void_p, _c_void_p],
-    "grw_reweighter_step": [_c_u64, _c_void_p, _c_void_p],
-    "grw_reweighter_set_step": [_c_u64, _c_i64, _c_void_p],
-    "grw_reweighter_r": [_c_u64, _c_void_p, _c_void_p],
-    "grw_reweighter_state": [_c_u64, _c_void_p, _c_void_p],
-    "grw_reweighter_load_state": [_c_u64, _c_char_p, _c_void_p],
-    "grw_reweighter_config": [_c_u64, _c_void_p, _c_void_p],
-    "grw_schedule_at": [_c_char_p, _c_i64, _c_void_p, _c_void_p],
+# Every export of capi/: name -> (argtypes, restype, required). Every
+# function but grw_free returns an int status and takes char **err last.
+# argtypes None: no conversion by ctypes (grw_weights_packed, the fast path:
+# the caller passes two prebuilt references, slots.args_ref and
+# slots.err_ref). An export that is not required may be missing from an
+# older library: calling it then raises GoreweightError saying so.
+_PROTOTYPES: dict[str, tuple[Optional[list[Any]], Any, bool]] = {
+    "grw_free": ([_c_void_p], None, True),
+    "grw_version": ([_c_void_p, _c_void_p], _c_int, True),
+    "grw_strategies": ([_c_void_p, _c_void_p], _c_int, True),
+    "grw_max_weight_bound": ([_c_i64, _c_double, _c_double, _c_void_p, _c_void_p], _c_int, True),
+    "grw_close": ([_c_u64, _c_void_p], _c_int, True),
+    "grw_weights_packed": (None, _c_int, True),
+    "grw_weigher_new": ([_c_char_p, _c_void_p, _c_void_p], _c_int, True),
+    "grw_weigher_options": ([_c_u64, _c_void_p, _c_void_p], _c_int, True),
+    "grw_weigher_weights": ([_c_u64, _c_double, _c_void_p, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p, _c_void_p], _c_int, True),
+    "grw_weigher_weights_arrow": ([_c_u64, _c_double, _c_void_p, _c_void_p, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p, _c_void_p], _c_int, True),
+    "grw_reweighter_new": ([_c_char_p, _c_void_p, _c_void_p], _c_int, True),
+    "grw_reweighter_restore": ([_c_char_p, _c_void_p, _c_void_p], _c_int, True),
+    "grw_reweighter_weights": ([_c_u64, _c_void_p, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p, _c_void_p], _c_int, True),
+    "grw_reweighter_weights_arrow": ([_c_u64, _c_void_p, _c_void_p, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p, _c_void_p], _c_int, True),
+    "grw_reweighter_stats": ([_c_u64, _c_void_p, _c_void_p], _c_int, True),
+    "grw_reweighter_step": ([_c_u64, _c_void_p, _c_void_p], _c_int, True),
+    "grw_reweighter_set_step": ([_c_u64, _c_i64, _c_void_p], _c_int, True),
+    "grw_reweighter_r": ([_c_u64, _c_void_p, _c_void_p], _c_int, True),
+    "grw_reweighter_state": ([_c_u64, _c_void_p, _c_void_p], _c_int, True),
+    "grw_reweighter_load_state": ([_c_u64, _c_char_p, _c_void_p], _c_int, True),
+    "grw_reweighter_config": ([_c_u64, _c_void_p, _c_void_p], _c_int, True),
+    "grw_schedule_at": ([_c_char_p, _c_i64, _c_void_p, _c_void_p], _c_int, True),
+    # the Go trainer (capi/train.go); absent from libraries built before it
+    "grw_train": ([_c_char_p, _c_void_p, _c_void_p], _c_int, False),
 }
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _lib_filename() -> str:
@@ -76,33 +195,56 @@ def _lib_filename() -> str:
 def library_path() -> str:
     """The path of the Go library this process uses (or would load): the
     environment variable ``GOREWEIGHT_LIB`` if set (for development, a
-    library built elsewhere), else the copy bundled in the package."""
+    library built elsewhere), else the copy bundled in the package.
+
+    Example::
+
+        print(goreweight.library_path())  # .../site-packages/goreweight/_lib/libgoreweight.so
+    """
     env = os.environ.get("GOREWEIGHT_LIB")
     if env:
         return env
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib", _lib_filename())
 
 
-class _API:
-    """The library's entry points, bound as attributes (``grw_*``) and
-    ``free``; replaced in a forked child by :class:`_ForkedAPI`."""
+class _Missing:
+    """Stands in for an optional export the loaded library lacks: calling it
+    raises GoreweightError naming the export and the library."""
 
-    def __init__(self, dll: ctypes.CDLL) -> None:
+    def __init__(self, name: str, path: str) -> None:
+        self.name, self.path = name, path
+
+    def __call__(self, *_args: Any) -> int:
+        raise GoreweightError(
+            f"goreweight: the Go library at {self.path} has no {self.name} (it predates that entry "
+            "point); reinstall the package with `pip install .` from an up-to-date checkout",
+            STATUS_OK,
+        )
+
+
+class _API:
+    """The library's entry points (``grw_*``), bound from :data:`_PROTOTYPES`
+    as attributes, plus ``free`` (= ``grw_free``); replaced in a forked child
+    by :class:`_ForkedAPI`."""
+
+    def __init__(self, dll: ctypes.CDLL, path: str = "") -> None:
         self.dll = dll
-        for name, argtypes in _PROTOTYPES.items():
-            f = getattr(dll, name)
-            f.argtypes = argtypes
-            f.restype = _c_int
+        for name, (argtypes, restype, required) in _PROTOTYPES.items():
+            try:
+                f = getattr(dll, name)
+            except AttributeError:
+                if required:
+                    raise OSError(
+                        f"goreweight: the Go library at {path} has no {name}; it does not match this "
+                        "package: reinstall with `pip install .`"
+                    ) from None
+                setattr(self, name, _Missing(name, path))
+                continue
+            if argtypes is not None:
+                f.argtypes = argtypes
+            f.restype = restype
             setattr(self, name, f)
-        # The fast path: no argtypes, so ctypes converts nothing; the caller
-        # passes two prebuilt references (slots.args_ref, slots.err_ref).
-        packed = dll.grw_weights_packed
-        packed.restype = _c_int
-        self.grw_weights_packed = packed
-        free = dll.grw_free
-        free.argtypes = [_c_void_p]
-        free.restype = None
-        self.free = free
+        self.free = getattr(self, "grw_free")
 
 
 def _forked(*_args: Any, **_kw: Any) -> Any:
@@ -158,7 +300,7 @@ def load() -> Any:
                 "`go build -buildmode=c-shared -o libgoreweight.so ./capi`."
             )
         dll = ctypes.CDLL(path)
-        _api = _API(dll)
+        _api = _API(dll, path)
         return _api
 
 
@@ -221,12 +363,18 @@ def take_string(p: Optional[int]) -> str:
 
 
 def raise_status(status: int, s: _Slots) -> None:
-    """Turn a failed call's status and message into a GoreweightError."""
+    """Raise the exception for a failed call (its status and the message in
+    the thread's error slot, which is freed), as mapped by :func:`error_for`.
+
+    Example (the pattern of every call)::
+
+        st = api().grw_reweighter_step(h, slots.n_p, slots.err_p)
+        if st:
+            raise_status(st, slots)
+    """
     msg = take_string(s.err.value)
     s.err.value = None
-    if not msg:
-        msg = f"goreweight: call failed with status {status}"
-    raise GoreweightError(msg)
+    raise error_for(status, msg)
 
 
 def call_string(name: str, *args: Any) -> str:
@@ -235,7 +383,7 @@ def call_string(name: str, *args: Any) -> str:
     a = api()
     s = slots
     st = getattr(a, name)(*args, s.out_p, s.err_p)
-    if st != _OK:
+    if st != STATUS_OK:
         raise_status(st, s)
     v = s.out.value
     s.out.value = None
@@ -246,7 +394,7 @@ def call(name: str, *args: Any) -> None:
     """Call an entry point whose last parameter is (char **err)."""
     s = slots
     st = getattr(api(), name)(*args, s.err_p)
-    if st != _OK:
+    if st != STATUS_OK:
         raise_status(st, s)
 
 
@@ -255,7 +403,7 @@ def new_handle(name: str, arg: str) -> int:
     a = api()
     s = slots
     st = getattr(a, name)(arg.encode("utf-8"), s.h_p, s.err_p)
-    if st != _OK:
+    if st != STATUS_OK:
         raise_status(st, s)
     return int(s.h.value)
 
@@ -267,7 +415,7 @@ def close_handle(h: int) -> None:
     try:
         s = slots
         st = _api.grw_close(h, s.err_p)
-        if st != _OK:
+        if st != STATUS_OK:
             take_string(s.err.value)
             s.err.value = None
     except Exception:  # interpreter shutdown, forked child

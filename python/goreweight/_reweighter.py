@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import numbers
-from typing import Any, Mapping, Optional, Sequence, Union
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -61,6 +62,14 @@ class Reweighter:
     micro-batch; set :attr:`step` from the optimizer step if the schedule
     should follow optimizer steps instead. A Reweighter may be shared by
     threads (calls are serialised in Go) but is meant for one training loop.
+
+    Example::
+
+        rw = goreweight.Reweighter("linupper", schedule=goreweight.schedules.linear(100, 1, 10_000))
+        for batch in loader:
+            per_sample = goreweight.per_sample_loss(model(batch.x), batch.y)
+            rw(per_sample).backward()
+            wandb.log(rw.stats)
     """
 
     def __init__(
@@ -73,7 +82,7 @@ class Reweighter:
         group: Any = None,
         *,
         q: Optional[float] = None,
-        domain_multipliers: Optional[Sequence[float]] = None,
+        domain_multipliers: Optional[Iterable[float]] = None,
     ) -> None:
         self._t: Optional[Target] = None
         cfg = _args.options(strategy, delta, cap, nonfinite, q, domain_multipliers)
@@ -93,7 +102,12 @@ class Reweighter:
         (a 1-D tensor that may require grad), as in
         :func:`goreweight.reweighted_loss` (including the gather over the
         process group); then the step advances. On error the step does not
-        advance."""
+        advance.
+
+        Example::
+
+            loss = rw(torch.tensor([1.0, 2.0, 3.0], requires_grad=True))
+        """
         t = self._handle()
         wl, l, world, bad, _ = _weights.global_weights(t, 0.0, per_sample, domains, self.group, False)
         return _weights.combine(wl, l, world, bad)
@@ -101,7 +115,12 @@ class Reweighter:
     def weights(self, losses: Any, domains: Any = None) -> Any:
         """The weights of one batch (no gather, no loss) at the current step's
         temperature, of the same kind as the input (as :func:`goreweight.weights`);
-        then the step advances."""
+        then the step advances.
+
+        Example::
+
+            w = rw.weights(numpy.array([1.0, 2.0, 3.0]))  # a numpy array summing to 1
+        """
         t = self._handle()
         if isinstance(losses, torch.Tensor):
             n = _exchange.check_losses_tensor(losses, "losses")
@@ -126,21 +145,30 @@ class Reweighter:
 
     @property
     def step(self) -> int:
-        """The global step the next call uses (settable, >= 0)."""
+        """The global step the next call uses (settable, >= 0, a 64-bit
+        integer).
+
+        Example::
+
+            rw.step = trainer_state.global_step
+        """
         s = _lib.slots
         _lib.call("grw_reweighter_step", self._handle().h, s.n_p)
         return int(s.n.value)
 
     @step.setter
     def step(self, value: int) -> None:
-        v = _args.integer("step", value)
-        if v < 0:
-            raise ValueError(f"goreweight: step must be >= 0, got {value!r}")
+        v = _args.int64("step", value)
         _lib.call("grw_reweighter_set_step", self._handle().h, v)
 
     @property
     def r(self) -> float:
-        """The temperature of the current step (``inf`` during the warm-up)."""
+        """The temperature of the current step (``inf`` during the warm-up).
+
+        Example::
+
+            goreweight.Reweighter(schedule=2.0).r  # 2.0
+        """
         s = _lib.slots
         _lib.call("grw_reweighter_r", self._handle().h, s.d_p)
         return float(s.d.value)
@@ -148,46 +176,84 @@ class Reweighter:
     @property
     def stats(self) -> dict[str, float]:
         """Statistics of the last successful call, over the global batch, as
-        a flat dict of floats ready for any logger (empty before the first
-        call and after a failed one): ``step``, ``r`` (inf in warm-up),
+        a flat ``dict[str, float]`` ready for ``wandb.log`` and
+        ``SummaryWriter.add_scalars`` (empty before the first call and after
+        a failed one; a fresh dict at every read). The keys carry no prefix
+        (add one when logging, e.g. ``{f"reweight/{k}": v for k, v in
+        rw.stats.items()}``): ``step``, ``r`` (inf in warm-up),
         ``uniform`` (0/1), ``m``, ``valid``, ``nonfinite``, ``max_wm``
         (max w · valid), ``min_wm``, ``ess`` (1/Σw²), ``ess_frac``,
         ``entropy``, ``loss_min``, ``loss_max``, ``loss_mean``,
         ``loss_weighted`` (Σ w·l), ``capped``, and with domains
         ``domain/<id>/{count,nonfinite,mean_loss,weight_sum,mean_weight,mean_wm}``.
-        They are computed only when read."""
+        They are computed only when read.
+
+        Example::
+
+            rw(per_sample)
+            wandb.log({f"reweight/{k}": v for k, v in rw.stats.items()}, step=step)
+            writer.add_scalars("reweight", rw.stats, step)  # TensorBoard
+        """
         p = _lib.call_string("grw_reweighter_stats", self._handle().h)
-        return {k: float(v) for k, v in json.loads(p).items()}
+        return {str(k): float(v) for k, v in json.loads(p).items()}
 
     @property
     def config(self) -> dict[str, Any]:
         """The configuration in effect, defaults filled in (the core's Config
-        JSON form, with the schedule as a dict)."""
+        JSON form, with the schedule as a dict).
+
+        Example::
+
+            goreweight.Reweighter("quadratic").config["strategy"]  # "quadratic"
+        """
         return json.loads(_lib.call_string("grw_reweighter_config", self._handle().h))
 
     @property
     def schedule(self) -> schedules.Schedule:
-        """The temperature schedule."""
+        """The temperature schedule.
+
+        Example::
+
+            goreweight.Reweighter(schedule=2.0).schedule  # constant(r=2.0)
+        """
         return schedules.from_dict(self.config["schedule"])
 
     def state_dict(self) -> dict[str, Any]:
         """The state (format version, configuration and step) as a plain dict
-        of JSON values, for ``torch.save`` or any checkpoint format."""
+        of JSON values, for ``torch.save`` or any checkpoint format.
+
+        Example::
+
+            torch.save({"model": model.state_dict(), "reweighter": rw.state_dict()}, path)
+        """
         return json.loads(_lib.call_string("grw_reweighter_state", self._handle().h))
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Replace configuration and step by a :meth:`state_dict`; the next
-        call continues exactly where the saved run left off."""
+        call continues exactly where the saved run left off. The Go core
+        validates the state as strictly as the constructor.
+
+        Example::
+
+            rw.load_state_dict(torch.load(path)["reweighter"])
+        """
         if not isinstance(state, Mapping):
             raise TypeError(f"goreweight: state must be a dict from state_dict(), got {type(state).__name__}")
         try:
-            js = json.dumps(dict(state), allow_nan=False)
-        except (TypeError, ValueError) as e:
+            js = _args.dumps(dict(state))
+        except TypeError as e:
+            raise TypeError(f"goreweight: state is not a state_dict() (a value is not JSON): {e}") from None
+        except ValueError as e:
             raise ValueError(f"goreweight: state is not a state_dict(): {e}") from None
         _lib.call("grw_reweighter_load_state", self._handle().h, js.encode("utf-8"))
 
     def close(self) -> None:
-        """Free the Go object now (otherwise when garbage collected)."""
+        """Free the Go object now (otherwise when garbage collected).
+
+        Example::
+
+            rw.close(); rw(per_sample)  # ValueError: this Reweighter is closed
+        """
         t, self._t = self._t, None
         if t is not None:
             _lib.close_handle(t.h)

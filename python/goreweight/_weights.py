@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional, Sequence
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal, Optional, Protocol, Union, overload
 
 import numpy as np
 import torch
@@ -11,7 +12,26 @@ import torch
 from . import _args, _dist, _exchange, _lib
 from ._exchange import Target
 
-__all__ = ["weights", "reweighted_loss", "per_sample_loss", "max_weight_bound"]
+if TYPE_CHECKING:
+    import pyarrow
+
+__all__ = ["weights", "reweighted_loss", "per_sample_loss", "max_weight_bound", "ArrowArrayLike", "ArrowStreamLike"]
+
+
+class ArrowArrayLike(Protocol):
+    """Anything with the Arrow PyCapsule array interface (pyarrow.Array, ...)."""
+
+    def __arrow_c_array__(self, requested_schema: Any = None) -> tuple[Any, Any]: ...
+
+
+class ArrowStreamLike(Protocol):
+    """Anything with the Arrow PyCapsule stream interface (pyarrow.ChunkedArray,
+    polars.Series, ...)."""
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any: ...
+
+
+Multipliers = Optional[Iterable[float]]
 
 
 class _Weigher(Target):
@@ -34,14 +54,16 @@ _cache_lock = threading.Lock()
 
 
 def _weigher(strategy: Any, delta: Any, cap: Any, nonfinite: Any, q: Any, mult: Any) -> _Weigher:
-    """The Weigher for a configuration, created (and every argument checked)
-    on first use, then cached: a call with a known configuration parses no
-    JSON and checks nothing twice."""
+    """The Weigher for a configuration, created (and every argument converted
+    and validated by Go) on first use, then cached: a call with a known
+    configuration parses no JSON and converts nothing twice. The multipliers
+    are materialised once, first (an iterator is read exactly once)."""
+    if mult is not None:
+        mult = _args.multipliers(mult)
     try:
-        key = (strategy, delta, delta.__class__, cap, cap.__class__, nonfinite, q, q.__class__,
-               None if mult is None else tuple(mult))
+        key = (strategy, delta, delta.__class__, cap, cap.__class__, nonfinite, q, q.__class__, mult)
         w = _cache.get(key)
-    except TypeError:  # unhashable arguments: check them (this raises)
+    except TypeError:  # unhashable arguments: convert them (this raises)
         key, w = None, None
     if w is not None:
         return w
@@ -55,6 +77,103 @@ def _weigher(strategy: Any, delta: Any, cap: Any, nonfinite: Any, q: Any, mult: 
     return w
 
 
+@overload
+def weights(
+    losses: torch.Tensor,
+    strategy: str = "linupper",
+    r: float = 1.0,
+    delta: float = 1.0,
+    cap: Optional[float] = None,
+    nonfinite: str = "zero",
+    domains: Any = None,
+    *,
+    q: Optional[float] = None,
+    domain_multipliers: Multipliers = None,
+    return_stats: Literal[False] = False,
+) -> torch.Tensor: ...
+
+
+@overload
+def weights(
+    losses: torch.Tensor,
+    strategy: str = "linupper",
+    r: float = 1.0,
+    delta: float = 1.0,
+    cap: Optional[float] = None,
+    nonfinite: str = "zero",
+    domains: Any = None,
+    *,
+    q: Optional[float] = None,
+    domain_multipliers: Multipliers = None,
+    return_stats: Literal[True],
+) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+
+@overload
+def weights(
+    losses: np.ndarray,
+    strategy: str = "linupper",
+    r: float = 1.0,
+    delta: float = 1.0,
+    cap: Optional[float] = None,
+    nonfinite: str = "zero",
+    domains: Any = None,
+    *,
+    q: Optional[float] = None,
+    domain_multipliers: Multipliers = None,
+    return_stats: Literal[False] = False,
+) -> np.ndarray: ...
+
+
+@overload
+def weights(
+    losses: np.ndarray,
+    strategy: str = "linupper",
+    r: float = 1.0,
+    delta: float = 1.0,
+    cap: Optional[float] = None,
+    nonfinite: str = "zero",
+    domains: Any = None,
+    *,
+    q: Optional[float] = None,
+    domain_multipliers: Multipliers = None,
+    return_stats: Literal[True],
+) -> tuple[np.ndarray, dict[str, float]]: ...
+
+
+@overload
+def weights(
+    losses: Union[ArrowArrayLike, ArrowStreamLike],
+    strategy: str = "linupper",
+    r: float = 1.0,
+    delta: float = 1.0,
+    cap: Optional[float] = None,
+    nonfinite: str = "zero",
+    domains: Any = None,
+    *,
+    q: Optional[float] = None,
+    domain_multipliers: Multipliers = None,
+    return_stats: Literal[False] = False,
+) -> "pyarrow.Array": ...
+
+
+@overload
+def weights(
+    losses: Union[ArrowArrayLike, ArrowStreamLike],
+    strategy: str = "linupper",
+    r: float = 1.0,
+    delta: float = 1.0,
+    cap: Optional[float] = None,
+    nonfinite: str = "zero",
+    domains: Any = None,
+    *,
+    q: Optional[float] = None,
+    domain_multipliers: Multipliers = None,
+    return_stats: Literal[True],
+) -> tuple["pyarrow.Array", dict[str, float]]: ...
+
+
+@overload
 def weights(
     losses: Any,
     strategy: str = "linupper",
@@ -65,7 +184,22 @@ def weights(
     domains: Any = None,
     *,
     q: Optional[float] = None,
-    domain_multipliers: Optional[Sequence[float]] = None,
+    domain_multipliers: Multipliers = None,
+    return_stats: bool = False,
+) -> Any: ...
+
+
+def weights(
+    losses: Any,
+    strategy: str = "linupper",
+    r: float = 1.0,
+    delta: float = 1.0,
+    cap: Optional[float] = None,
+    nonfinite: str = "zero",
+    domains: Any = None,
+    *,
+    q: Optional[float] = None,
+    domain_multipliers: Multipliers = None,
     return_stats: bool = False,
 ) -> Any:
     """The weights of one batch of per-sample losses, computed by the Go core.
@@ -111,16 +245,30 @@ def weights(
     device, a numpy array, or a pyarrow array for any Arrow input), >= 0 and
     summing to 1; with ``return_stats=True`` a tuple ``(weights, stats)``.
 
+    A ``numpy.ma`` masked array is weighted over its unmasked entries only
+    (the masked ones are not in the batch and not counted in the stats); the
+    result is a masked array with the same mask and weight 0 at masked
+    entries.
+
     Raises
     ------
     TypeError, ValueError
         Bad arguments, naming the argument. :class:`GoreweightError` (a
-        ValueError) for what the Go core refuses, e.g. non-finite losses under
-        ``nonfinite="raise"`` or an infeasible cap.
+        ValueError) for what the Go core refuses, e.g. an infeasible cap;
+        its subclasses :class:`EmptyBatchError` (no losses) and
+        :class:`NonFiniteLossError` (non-finite losses under
+        ``nonfinite="raise"``, or none finite).
+
+    Example
+    -------
+    >>> import numpy as np, goreweight
+    >>> w = goreweight.weights(np.array([1.0, 2.0, 3.0]), strategy="linupper", r=1.0)
+    >>> float(w.sum())  # doctest: +ELLIPSIS
+    1.0...
     """
     w = _weigher(strategy, delta, cap, nonfinite, q, domain_multipliers)
-    if r.__class__ is not float or not r > 0:
-        r = _args.check_r(r)
+    if r.__class__ is not float:
+        r = _args.real("r", r)
     if isinstance(losses, torch.Tensor):
         n = _exchange.check_losses_tensor(losses, "losses")
         dom = None if domains is None else _exchange.domains_array(domains, n)
@@ -167,7 +315,9 @@ def global_weights(
                 ).to(per_sample.device)
             except (TypeError, ValueError) as e:
                 problem = e
-        device = per_sample.device if isinstance(per_sample, torch.Tensor) else torch.device("cpu")
+        device = torch.device("cpu")
+        if isinstance(per_sample, torch.Tensor) and per_sample.device.type != "meta":
+            device = per_sample.device
         local = per_sample.detach().float() if problem is None else None
         glob, gdom, lo, hi, world = _dist.gather(local, dom_t, group, problem, device)
         dom = None if gdom is None else gdom.cpu().numpy().astype(np.int32)
@@ -206,7 +356,7 @@ def reweighted_loss(
     *,
     domains: Any = None,
     q: Optional[float] = None,
-    domain_multipliers: Optional[Sequence[float]] = None,
+    domain_multipliers: Multipliers = None,
 ) -> torch.Tensor:
     """The reweighted training loss ``Σ w_i · l_i`` of per-sample losses, as a
     float32 scalar tensor; the weights are constants for autograd, so the
@@ -228,11 +378,20 @@ def reweighted_loss(
     rank must call this function (it is a collective); invalid input on one
     rank makes every rank raise. With ``strategy="uniform"`` the result
     equals ``per_sample.mean()`` (single process) and the global mean loss
-    (distributed), with the same gradients.
+    (distributed), with the same gradients. A rank may hold zero samples as
+    long as the global batch is not empty.
+
+    Example
+    -------
+    >>> import torch, goreweight
+    >>> per_sample = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> loss = goreweight.reweighted_loss(per_sample, strategy="uniform")
+    >>> loss.backward(); per_sample.grad  # doctest: +ELLIPSIS
+    tensor([0.3333, 0.3333, 0.3333])
     """
     w = _weigher(strategy, delta, cap, nonfinite, q, domain_multipliers)
-    if r.__class__ is not float or not r > 0:
-        r = _args.check_r(r)
+    if r.__class__ is not float:
+        r = _args.real("r", r)
     wl, l, world, bad, _ = global_weights(w, r, per_sample, domains, group, False)
     return combine(wl, l, world, bad)
 
@@ -260,7 +419,15 @@ def per_sample_loss(
     sequence over its counted tokens. A sequence with no counted token gets
     NaN (never a silent 0/0 = 0), which :func:`weights` and
     :func:`reweighted_loss` treat by their ``nonfinite`` policy; its gradient
-    is 0.
+    is 0. Tensors on the meta device (no data) are refused with
+    :class:`GoreweightError` naming the argument.
+
+    Example
+    -------
+    >>> import torch, goreweight
+    >>> logits, labels = torch.zeros(2, 5, 10), torch.zeros(2, 5, dtype=torch.long)
+    >>> goreweight.per_sample_loss(logits, labels)  # ln(10) per sequence
+    tensor([2.3026, 2.3026])
     """
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"goreweight: logits must be a torch.Tensor, got {type(logits).__name__}")
@@ -270,6 +437,8 @@ def per_sample_loss(
         raise ValueError(f"goreweight: logits must have shape (batch, seq, vocab), got {tuple(logits.shape)}")
     if not logits.is_floating_point():
         raise TypeError(f"goreweight: logits must be floating point, got {logits.dtype}")
+    _exchange.check_tensor_device(logits, "logits")
+    _exchange.check_tensor_device(labels, "labels")
     if labels.ndim != 2 or tuple(labels.shape) != tuple(logits.shape[:2]):
         raise ValueError(
             f"goreweight: labels must have shape (batch, seq) = {tuple(logits.shape[:2])}, got {tuple(labels.shape)}"
@@ -301,8 +470,15 @@ def max_weight_bound(m: int, d: float, r: float) -> float:
     temperature ``r`` with score range ``d`` (``delta`` for linupper,
     extremes and dro-kl, 1 for quadratic): ``e^(d/r) / (e^(d/r) + m - 1)``.
     Theorem 1 of the paper wants weights <= 2/m, which softmax guarantees
-    only for ``r >= d / ln 2``; see ``cap`` otherwise."""
-    m = _args.integer("m", m)
+    only for ``r >= d / ln 2``; see ``cap`` otherwise.
+
+    Example
+    -------
+    >>> import goreweight
+    >>> round(goreweight.max_weight_bound(2, 1.0, 1.0), 4)  # e / (e + 1)
+    0.7311
+    """
+    m = _args.int64("m", m)
     d = _args.real("d", d)
     r = _args.real("r", r)
     s = _lib.slots

@@ -17,8 +17,9 @@ The two variants of the authors' public code::
 from __future__ import annotations
 
 import json
-import math
-from typing import Any, Mapping, Sequence
+import numbers
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from . import _args, _lib
 
@@ -34,8 +35,24 @@ __all__ = [
     "from_dict",
 ]
 
-_KINDS = ("constant", "linear", "cosine", "exponential", "step")
-_FIELDS = ("kind", "r", "r_start", "r_end", "steps", "boundaries", "values", "warmup")
+
+def _json_value(name: str, v: Any) -> Any:
+    """v converted to plain JSON values (numpy scalars to numbers, tuples and
+    other iterables to lists), or TypeError naming the field. Which fields
+    and values a schedule may have is decided by the Go core."""
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real):
+        return _args.real(name, v)
+    if isinstance(v, Mapping):
+        return {str(k): _json_value(f"{name}.{k}", x) for k, x in v.items()}
+    if isinstance(v, Iterable) and not isinstance(v, bytes):
+        if hasattr(v, "tolist"):  # numpy arrays, tensors
+            v = v.tolist()
+        return [_json_value(f"{name}[{i}]", x) for i, x in enumerate(v)]
+    raise TypeError(f"goreweight: schedule {name} must be a number or a list of numbers, got {type(v).__name__}")
 
 
 class Schedule:
@@ -52,53 +69,50 @@ class Schedule:
     def __init__(self, spec: Mapping[str, Any]) -> None:
         if not isinstance(spec, Mapping):
             raise TypeError(f"goreweight: a schedule spec must be a mapping, got {type(spec).__name__}")
-        unknown = set(spec) - set(_FIELDS)
-        if unknown:
-            raise ValueError(f"goreweight: unknown schedule field(s) {sorted(unknown)} (known: {list(_FIELDS)})")
-        kind = spec.get("kind")
-        if kind not in _KINDS:
-            raise ValueError(f"goreweight: schedule kind must be one of {list(_KINDS)}, got {kind!r}")
-        d: dict[str, Any] = {"kind": kind}
-        for k in ("r", "r_start", "r_end"):
-            if k in spec:
-                d[k] = _args.real(k, spec[k])
-        for k in ("steps", "warmup"):
-            if k in spec:
-                d[k] = _args.integer(k, spec[k])
-        if "boundaries" in spec:
-            d["boundaries"] = [_args.integer(f"boundaries[{i}]", b) for i, b in enumerate(_seq("boundaries", spec["boundaries"]))]
-        if "values" in spec:
-            d["values"] = [_args.real(f"values[{i}]", v) for i, v in enumerate(_seq("values", spec["values"]))]
-        for k, v in d.items():
-            if isinstance(v, float) and not math.isfinite(v):
-                raise ValueError(f"goreweight: schedule {k} must be finite, got {v}")
-            if isinstance(v, list) and any(isinstance(x, float) and not math.isfinite(x) for x in v):
-                raise ValueError(f"goreweight: schedule {k} must be finite, got {v}")
+        d: dict[str, Any] = {str(k): _json_value(str(k), v) for k, v in spec.items()}
         self._d = d
         self._json = _args.dumps(d).encode("utf-8")
         self(0)  # the Go core validates the whole schedule
 
     def __call__(self, step: int) -> float:
-        """The temperature at a global step >= 0 (``inf`` during the warm-up)."""
-        step = _args.integer("step", step)
-        if step < 0:
-            raise ValueError(f"goreweight: step must be >= 0, got {step}")
+        """The temperature at a global step >= 0 (``inf`` during the warm-up).
+
+        Example::
+
+            goreweight.schedules.linear(100, 1, 10).__call__(5)  # 50.5
+        """
+        step = _args.int64("step", step)
         s = _lib.slots
         _lib.call("grw_schedule_at", self._json, step, s.d_p)
         return float(s.d.value)
 
     @property
     def kind(self) -> str:
-        """The schedule kind: constant, linear, cosine, exponential or step."""
-        return str(self._d["kind"])
+        """The schedule kind (``"constant"``, ``"linear"``, ...).
+
+        Example::
+
+            goreweight.schedules.constant(1.0).kind  # "constant"
+        """
+        return str(self._d.get("kind", ""))
 
     @property
     def warmup(self) -> int:
-        """Number of uniform warm-up steps."""
+        """Number of uniform warm-up steps.
+
+        Example::
+
+            goreweight.schedules.constant(1.0, warmup=10).warmup  # 10
+        """
         return int(self._d.get("warmup", 0))
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form of the core's Schedule (a fresh copy)."""
+        """The JSON form of the core's Schedule (a fresh copy).
+
+        Example::
+
+            goreweight.schedules.constant(2.0).to_dict()  # {"kind": "constant", "r": 2.0}
+        """
         return json.loads(self._json)
 
     def __eq__(self, other: object) -> bool:
@@ -115,67 +129,76 @@ class Schedule:
         return (from_dict, (self.to_dict(),))
 
 
-def _seq(name: str, v: Any) -> Sequence[Any]:
-    if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+def _seq(name: str, v: Any) -> list[Any]:
+    if isinstance(v, (str, bytes, Mapping)) or not isinstance(v, Iterable):
         raise TypeError(f"goreweight: {name} must be a sequence, got {type(v).__name__}")
-    return list(v)
+    return list(v.tolist() if hasattr(v, "tolist") else v)
 
 
-def _warm(d: dict[str, Any], warmup: int) -> dict[str, Any]:
-    w = _args.integer("warmup", warmup)
-    if w < 0:
-        raise ValueError(f"goreweight: warmup must be >= 0, got {warmup}")
+def _warm(d: dict[str, Any], warmup: Any) -> dict[str, Any]:
+    w = _args.int64("warmup", warmup)
     if w:
         d["warmup"] = w
     return d
 
 
-def _positive(name: str, v: Any) -> float:
-    f = _args.real(name, v)
-    if not (f > 0 and math.isfinite(f)):
-        raise ValueError(f"goreweight: {name} must be a finite number > 0, got {v!r}")
-    return f
-
-
-def _steps(steps: Any) -> int:
-    s = _args.integer("steps", steps)
-    if s < 1:
-        raise ValueError(f"goreweight: steps must be >= 1, got {steps!r}")
-    return s
+def _annealing(kind: str, r_start: Any, r_end: Any, steps: Any, warmup: Any) -> Schedule:
+    return Schedule(_warm({"kind": kind, "r_start": _args.real("r_start", r_start),
+                           "r_end": _args.real("r_end", r_end), "steps": _args.int64("steps", steps)}, warmup))
 
 
 def constant(r: float, *, warmup: int = 0) -> Schedule:
-    """r at every step (after ``warmup`` uniform steps)."""
-    return Schedule(_warm({"kind": "constant", "r": _positive("r", r)}, warmup))
+    """r at every step (after ``warmup`` uniform steps).
+
+    Example::
+
+        goreweight.schedules.constant(1.0, warmup=1000)(999)  # inf (uniform)
+    """
+    return Schedule(_warm({"kind": "constant", "r": _args.real("r", r)}, warmup))
 
 
 def linear(r_start: float, r_end: float, steps: int, *, warmup: int = 0) -> Schedule:
-    """From ``r_start`` to ``r_end`` linearly over ``steps`` steps, then ``r_end``."""
-    return Schedule(_warm({"kind": "linear", "r_start": _positive("r_start", r_start),
-                           "r_end": _positive("r_end", r_end), "steps": _steps(steps)}, warmup))
+    """From ``r_start`` to ``r_end`` linearly over ``steps`` steps, then ``r_end``.
+
+    Example::
+
+        goreweight.schedules.linear(100, 1, 10_000)(10_000)  # 1.0
+    """
+    return _annealing("linear", r_start, r_end, steps, warmup)
 
 
 def cosine(r_start: float, r_end: float, steps: int, *, warmup: int = 0) -> Schedule:
-    """From ``r_start`` to ``r_end`` along a half cosine over ``steps`` steps, then ``r_end``."""
-    return Schedule(_warm({"kind": "cosine", "r_start": _positive("r_start", r_start),
-                           "r_end": _positive("r_end", r_end), "steps": _steps(steps)}, warmup))
+    """From ``r_start`` to ``r_end`` along a half cosine over ``steps`` steps, then ``r_end``.
+
+    Example::
+
+        goreweight.schedules.cosine(100, 1, 10_000)(0)  # 100.0
+    """
+    return _annealing("cosine", r_start, r_end, steps, warmup)
 
 
 def exponential(r_start: float, r_end: float, steps: int, *, warmup: int = 0) -> Schedule:
     """From ``r_start`` to ``r_end`` geometrically over ``steps`` steps
-    (``r_start · (r_end/r_start)^(t/steps)``), then ``r_end``."""
-    return Schedule(_warm({"kind": "exponential", "r_start": _positive("r_start", r_start),
-                           "r_end": _positive("r_end", r_end), "steps": _steps(steps)}, warmup))
+    (``r_start · (r_end/r_start)^(t/steps)``), then ``r_end``.
+
+    Example::
+
+        goreweight.schedules.exponential(100, 1, 10)(5)  # 10.0
+    """
+    return _annealing("exponential", r_start, r_end, steps, warmup)
 
 
-def step(boundaries: Sequence[int], values: Sequence[float], *, warmup: int = 0) -> Schedule:
+def step(boundaries: Iterable[int], values: Iterable[float], *, warmup: int = 0) -> Schedule:
     """Piecewise constant: ``values[k]`` once ``k`` of the strictly increasing
     ``boundaries`` (steps after the warm-up, >= 1) have been reached;
-    ``len(values) == len(boundaries) + 1``."""
-    b = [_args.integer(f"boundaries[{i}]", x) for i, x in enumerate(_seq("boundaries", boundaries))]
-    v = [_positive(f"values[{i}]", x) for i, x in enumerate(_seq("values", values))]
-    if len(v) != len(b) + 1:
-        raise ValueError(f"goreweight: step needs one more value than boundaries, got {len(v)} values and {len(b)} boundaries")
+    ``len(values) == len(boundaries) + 1``.
+
+    Example::
+
+        goreweight.schedules.step([100], [10.0, 1.0])(100)  # 1.0
+    """
+    b = [_args.int64(f"boundaries[{i}]", x) for i, x in enumerate(_seq("boundaries", boundaries))]
+    v = [_args.real(f"values[{i}]", x) for i, x in enumerate(_seq("values", values))]
     d: dict[str, Any] = {"kind": "step", "values": v}
     if b:
         d["boundaries"] = b
@@ -184,16 +207,31 @@ def step(boundaries: Sequence[int], values: Sequence[float], *, warmup: int = 0)
 
 def uniform_burn_in(r: float, steps: int = 1000) -> Schedule:
     """The authors' small-scale variant: ``steps`` uniform steps, then a fixed
-    ``r``; the same as ``constant(r, warmup=steps)``."""
-    return constant(r, warmup=_args.integer("steps", steps))
+    ``r``; the same as ``constant(r, warmup=steps)``.
+
+    Example::
+
+        goreweight.schedules.uniform_burn_in(1.0, steps=1000) == goreweight.schedules.constant(1.0, warmup=1000)
+    """
+    return constant(r, warmup=_args.int64("steps", steps))
 
 
 def high_then_fixed(r: float, r_high: float = 100.0, steps: int = 2000) -> Schedule:
     """The authors' large-scale variant: ``r_high`` for ``steps`` steps, then a
-    fixed ``r``; the same as ``step([steps], [r_high, r])``."""
+    fixed ``r``; the same as ``step([steps], [r_high, r])``.
+
+    Example::
+
+        goreweight.schedules.high_then_fixed(1.0)(1999)  # 100.0
+    """
     return step([steps], [r_high, r])
 
 
 def from_dict(spec: Mapping[str, Any]) -> Schedule:
-    """A schedule from its dict (JSON) form, as returned by ``to_dict``."""
+    """A schedule from its dict (JSON) form, as returned by ``to_dict``.
+
+    Example::
+
+        goreweight.schedules.from_dict({"kind": "constant", "r": 2.0})(0)  # 2.0
+    """
     return Schedule(spec)

@@ -47,6 +47,9 @@ SCENARIOS = {
     "equal": ([6, 6], dict(strategy="linupper", r=0.3)),
     "unequal": ([3, 5], dict(strategy="quadratic", r=0.5, cap=2.0)),
     "uniform": ([4, 4], dict(strategy="uniform")),
+    # a rank with no samples: the global batch is not empty, so it works
+    "empty_rank": ([0, 5], dict(strategy="linupper", r=0.7)),
+    "empty_rank_capped": ([4, 0], dict(strategy="linupper", r=0.2, cap=1.5)),
 }
 
 
@@ -82,7 +85,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         results["rw_step"] = rw.step
         # Invalid input on one rank makes every rank raise (no hang).
         errs = []
-        bad = torch.zeros(0) if rank == 0 else torch.ones(3)
+        bad = torch.zeros(2, 2) if rank == 0 else torch.ones(3)
         try:
             goreweight.reweighted_loss(bad)
         except ValueError as e:
@@ -95,6 +98,10 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             goreweight.reweighted_loss(torch.tensor([1.0, float("nan")]) if rank == 0 else torch.ones(2), nonfinite="raise")
         except ValueError as e:
             errs.append(str(e))
+        try:  # an empty global batch (every rank empty): Go's error on every rank
+            goreweight.reweighted_loss(torch.zeros(0))
+        except goreweight.GoreweightError as e:
+            errs.append(f"{type(e).__name__}: {e}")
         results["errors"] = errs
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
         dist.destroy_process_group()
@@ -150,7 +157,8 @@ def test_reweighter_stats_are_global(ranks):
 
 def test_invalid_input_on_one_rank_raises_everywhere(ranks):
     e0, e1 = ranks[0]["errors"], ranks[1]["errors"]
-    assert len(e0) == 3 and len(e1) == 3
-    assert "per_sample is empty" in e0[0] and "rank(s) [0]" in e1[0]
+    assert len(e0) == 4 and len(e1) == 4
+    assert "per_sample must be 1-D" in e0[0] and "rank(s) [0]" in e1[0]
     assert "domains" in e0[1] and "domains" in e1[1]
     assert "non-finite" in e0[2] and e0[2] == e1[2]
+    assert "empty" in e0[3] and e0[3] == e1[3]

@@ -88,7 +88,7 @@ def test_bf16_per_sample_losses():
 def test_reweighted_loss_arguments():
     with pytest.raises(TypeError, match="per_sample"):
         goreweight.reweighted_loss([1.0, 2.0])
-    with pytest.raises(ValueError, match="per_sample"):
+    with pytest.raises(goreweight.GoreweightError, match="empty"):  # EmptyBatchError once Go reports status 3
         goreweight.reweighted_loss(torch.zeros(0))
     with pytest.raises(ValueError, match="per_sample"):
         goreweight.reweighted_loss(torch.zeros(3, 2))
