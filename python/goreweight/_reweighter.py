@@ -26,7 +26,7 @@ def _schedule(s: Any) -> schedules.Schedule:
     if isinstance(s, Mapping):
         return schedules.from_dict(s)
     if isinstance(s, numbers.Real) and not isinstance(s, bool):
-        return schedules.constant(s)
+        return schedules.constant(float(s))
     raise TypeError(
         "goreweight: schedule must be a goreweight.schedules.Schedule, its dict form, or a number "
         f"(a constant r), got {type(s).__name__}"

@@ -173,22 +173,6 @@ def weights(
 ) -> tuple["pyarrow.Array", dict[str, float]]: ...
 
 
-@overload
-def weights(
-    losses: Any,
-    strategy: str = "linupper",
-    r: float = 1.0,
-    delta: float = 1.0,
-    cap: Optional[float] = None,
-    nonfinite: str = "zero",
-    domains: Any = None,
-    *,
-    q: Optional[float] = None,
-    domain_multipliers: Multipliers = None,
-    return_stats: bool = False,
-) -> Any: ...
-
-
 def weights(
     losses: Any,
     strategy: str = "linupper",
@@ -269,6 +253,7 @@ def weights(
     w = _weigher(strategy, delta, cap, nonfinite, q, domain_multipliers)
     if r.__class__ is not float:
         r = _args.real("r", r)
+    out: Any
     if isinstance(losses, torch.Tensor):
         n = _exchange.check_losses_tensor(losses, "losses")
         dom = None if domains is None else _exchange.domains_array(domains, n)
@@ -310,9 +295,9 @@ def global_weights(
         dom_t = None
         if problem is None and domains is not None:
             try:
-                dom_t = torch.from_numpy(
-                    _exchange.domains_array(domains, per_sample.numel()).astype(np.int64)
-                ).to(per_sample.device)
+                d = _exchange.domains_array(domains, per_sample.numel())
+                assert d is not None  # domains is not None
+                dom_t = torch.from_numpy(d.astype(np.int64)).to(per_sample.device)
             except (TypeError, ValueError) as e:
                 problem = e
         device = torch.device("cpu")

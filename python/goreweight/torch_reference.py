@@ -57,6 +57,8 @@ def weights(
     elif strategy == "dro-kl":
         s = x
     elif strategy in ("topk", "truncate"):
+        if q is None:
+            raise ValueError(f"strategy {strategy!r} needs q")
         # rank the finite losses, highest first, ties by lower index
         idx = torch.nonzero(finite).flatten()
         order = idx[torch.sort(l[idx].to(torch.float32), descending=True, stable=True).indices]

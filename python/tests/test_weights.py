@@ -56,7 +56,8 @@ def check_all(losses, **kw):
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_random_batches(strategy):
-    rng = np.random.default_rng(abs(hash(strategy)) % 2**32)
+    # a fixed seed per strategy (hash(str) is randomised per process)
+    rng = np.random.default_rng(1000 + STRATEGIES.index(strategy))
     for trial in range(40):
         m = [1, 2, 3, 7, 64, 128, 1000, 4097][trial % 8]
         losses = random_batch(rng, m, trial % 5)
