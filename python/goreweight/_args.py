@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from ._lib import INT64_MAX, INT64_MIN
 
-__all__ = ["real", "integer", "int64", "text", "multipliers", "options", "dumps"]
+__all__ = ["real", "integer", "int64", "text", "multipliers", "options", "json_value", "dumps"]
 
 
 def real(name: str, v: Any) -> float:
@@ -126,6 +126,34 @@ def options(strategy: Any, delta: Any, cap: Any, nonfinite: Any, q: Any, mult: A
     if mm is not None:
         o["domain_multipliers"] = list(mm)
     return o
+
+
+def json_value(name: str, v: Any) -> Any:
+    """v as plain JSON values: numpy scalars and 0-d arrays to numbers,
+    tuples, arrays and other iterables to lists, mappings to dicts with str
+    keys; TypeError naming the place (``name``, ``name.key``, ``name[i]``)
+    of a value JSON cannot hold. Which fields and values are valid is left
+    to the Go core.
+
+    Example::
+
+        json_value("schedule", {"kind": "step", "values": numpy.array([2.0, 1.0])})
+    """
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real):
+        return real(name, v)
+    if isinstance(v, Mapping):
+        return {str(k): json_value(f"{name}.{k}", x) for k, x in v.items()}
+    if hasattr(v, "tolist") and getattr(v, "ndim", 1) == 0:  # 0-d arrays and tensors
+        return json_value(name, v.tolist())
+    if isinstance(v, Iterable) and not isinstance(v, (bytes, bytearray)):
+        if hasattr(v, "tolist"):
+            v = v.tolist()
+        return [json_value(f"{name}[{i}]", x) for i, x in enumerate(v)]
+    raise TypeError(f"goreweight: {name} must be a JSON value (number, str, list or dict), got {type(v).__name__}")
 
 
 def _nonfinite_path(o: Any, path: str) -> Optional[str]:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import numbers
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union, overload
 
 import numpy as np
 import torch
 
 from . import _args, _exchange, _lib, _weights, schedules
 from ._exchange import Target
+from ._weights import ArrowArrayLike, ArrowStreamLike
+
+if TYPE_CHECKING:
+    import pyarrow
 
 __all__ = ["Reweighter"]
 
@@ -111,6 +115,15 @@ class Reweighter:
         t = self._handle()
         wl, l, world, bad, _ = _weights.global_weights(t, 0.0, per_sample, domains, self.group, False)
         return _weights.combine(wl, l, world, bad)
+
+    @overload
+    def weights(self, losses: torch.Tensor, domains: Any = None) -> torch.Tensor: ...
+
+    @overload
+    def weights(self, losses: np.ndarray, domains: Any = None) -> np.ndarray: ...
+
+    @overload
+    def weights(self, losses: Union[ArrowArrayLike, ArrowStreamLike], domains: Any = None) -> "pyarrow.Array": ...
 
     def weights(self, losses: Any, domains: Any = None) -> Any:
         """The weights of one batch (no gather, no loss) at the current step's
@@ -239,12 +252,7 @@ class Reweighter:
         """
         if not isinstance(state, Mapping):
             raise TypeError(f"goreweight: state must be a dict from state_dict(), got {type(state).__name__}")
-        try:
-            js = _args.dumps(dict(state))
-        except TypeError as e:
-            raise TypeError(f"goreweight: state is not a state_dict() (a value is not JSON): {e}") from None
-        except ValueError as e:
-            raise ValueError(f"goreweight: state is not a state_dict(): {e}") from None
+        js = _args.dumps(_args.json_value("state", state))
         _lib.call("grw_reweighter_load_state", self._handle().h, js.encode("utf-8"))
 
     def close(self) -> None:

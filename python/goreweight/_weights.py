@@ -430,7 +430,7 @@ def per_sample_loss(
         )
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise TypeError(f"goreweight: labels must hold integer token ids, got {labels.dtype}")
-    ignore_index = _args.integer("ignore_index", ignore_index)
+    ignore_index = _args.int64("ignore_index", ignore_index)
     if not isinstance(shift, bool):
         raise TypeError(f"goreweight: shift must be a bool, got {type(shift).__name__}")
     if shift:

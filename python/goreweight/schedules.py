@@ -17,7 +17,6 @@ The two variants of the authors' public code::
 from __future__ import annotations
 
 import json
-import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -36,25 +35,6 @@ __all__ = [
 ]
 
 
-def _json_value(name: str, v: Any) -> Any:
-    """v converted to plain JSON values (numpy scalars to numbers, tuples and
-    other iterables to lists), or TypeError naming the field. Which fields
-    and values a schedule may have is decided by the Go core."""
-    if v is None or isinstance(v, (bool, str)):
-        return v
-    if isinstance(v, numbers.Integral):
-        return int(v)
-    if isinstance(v, numbers.Real):
-        return _args.real(name, v)
-    if isinstance(v, Mapping):
-        return {str(k): _json_value(f"{name}.{k}", x) for k, x in v.items()}
-    if isinstance(v, Iterable) and not isinstance(v, bytes):
-        if hasattr(v, "tolist"):  # numpy arrays, tensors
-            v = v.tolist()
-        return [_json_value(f"{name}[{i}]", x) for i, x in enumerate(v)]
-    raise TypeError(f"goreweight: schedule {name} must be a number or a list of numbers, got {type(v).__name__}")
-
-
 class Schedule:
     """A temperature schedule (build one with the functions of this module).
 
@@ -69,7 +49,7 @@ class Schedule:
     def __init__(self, spec: Mapping[str, Any]) -> None:
         if not isinstance(spec, Mapping):
             raise TypeError(f"goreweight: a schedule spec must be a mapping, got {type(spec).__name__}")
-        d: dict[str, Any] = {str(k): _json_value(str(k), v) for k, v in spec.items()}
+        d: dict[str, Any] = {str(k): _args.json_value(f"schedule {k}", v) for k, v in spec.items()}
         self._d = d
         self._json = _args.dumps(d).encode("utf-8")
         self(0)  # the Go core validates the whole schedule

@@ -262,6 +262,8 @@ def test_non_contiguous_half_and_requires_grad_tensors_are_weighted_exactly():
 
 def test_per_sample_loss_refuses_complex_int_and_0d_naming_the_argument():
     labels = torch.zeros(2, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="ignore_index"):
+        goreweight.per_sample_loss(torch.zeros(2, 4, 5), labels, ignore_index=2**70)
     with pytest.raises(TypeError, match="logits"):
         goreweight.per_sample_loss(torch.zeros(2, 4, 5, dtype=torch.complex64), labels)
     with pytest.raises(TypeError, match="logits"):
@@ -324,8 +326,12 @@ def test_load_state_dict_refuses_what_is_not_a_state():
     good = rw.state_dict()
     with pytest.raises(TypeError, match="state"):
         rw.load_state_dict([("step", 1)])
-    with pytest.raises(TypeError, match="state"):
-        rw.load_state_dict({**good, "step": torch.tensor(3)})
+    with pytest.raises(TypeError, match=r"state\.step"):
+        rw.load_state_dict({**good, "step": object()})
+    rw.load_state_dict({**good, "step": np.int64(4)})  # numpy and 0-d tensor numbers convert
+    assert rw.step == 4
+    rw.load_state_dict({**good, "step": torch.tensor(6)})
+    assert rw.step == 6
     bad = {**good, "config": {**good["config"], "delta": math.nan}}
     with pytest.raises(ValueError, match="delta"):
         rw.load_state_dict(bad)

@@ -22,6 +22,8 @@ def check_weights_types(t: torch.Tensor, a: np.ndarray) -> None:
     assert_type(goreweight.per_sample_loss(t, t), torch.Tensor)
     assert_type(goreweight.Reweighter()(t), torch.Tensor)
     assert_type(goreweight.Reweighter().stats, dict[str, float])
+    assert_type(goreweight.Reweighter().weights(t), torch.Tensor)
+    assert_type(goreweight.Reweighter().weights(a), np.ndarray)
     assert_type(goreweight.max_weight_bound(3, 1.0, 1.0), float)
     assert_type(goreweight.schedules.linear(10, 1, 100)(5), float)
     goreweight.weights(pa.array([1.0, 2.0]))
