@@ -34,7 +34,13 @@ def weights(
 ) -> torch.Tensor:
     """Same arguments and weights as :func:`goreweight.weights`, computed in
     PyTorch; returns a float32 tensor on the input's device (a numpy input
-    is converted to a CPU tensor)."""
+    is converted to a CPU tensor).
+
+    Example::
+
+        from goreweight import torch_reference
+        torch_reference.weights(torch.tensor([1.0, 2.0, 3.0]), "linupper", r=1.0)
+    """
     if not isinstance(losses, torch.Tensor):
         losses = np.asarray(losses, dtype=np.float32)  # numpy, pyarrow (nulls become NaN)
     l = torch.as_tensor(losses).detach().to(torch.float32).to(torch.float64)
