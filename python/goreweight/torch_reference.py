@@ -81,18 +81,29 @@ def weights(
         m = torch.as_tensor(domain_multipliers, dtype=torch.float64, device=l.device)
         z = z + torch.log(m)[torch.as_tensor(domains, device=l.device).long()]
     z = torch.where(finite, z, torch.tensor(-math.inf, dtype=z.dtype, device=z.device))
-    w = torch.softmax(z, dim=0)
-    if cap is not None:
-        # KL projection onto {w <= cap/M}: clip at the cap, rescale the rest, repeat.
-        t = cap / int(finite.sum())
-        if int((w > 0).sum()) * t < 1 - 1e-9:
-            raise ValueError("infeasible cap")
-        capped = torch.zeros_like(finite)
-        while True:
-            lam = (1 - int(capped.sum()) * t) / w[~capped].sum()
-            new = ~capped & (lam * w > t)
-            if not bool(new.any()):
-                break
-            capped |= new
-        w = torch.where(capped, torch.full_like(w, t), lam * w)
+    if cap is None:
+        return torch.softmax(z, dim=0).to(torch.float32)
+    # KL projection onto {w <= cap/M}: clip at the cap, rescale the rest, repeat.
+    # In log space: at small r the softmax of the uncapped entries underflows to
+    # 0 though their projected weights are not small (cap = 1 is exactly uniform).
+    logw = torch.log_softmax(z, dim=0)
+    t = cap / int(finite.sum())
+    support = logw > -math.inf
+    if int(support.sum()) * t < 1 - 1e-9:
+        raise ValueError("infeasible cap")
+    logt = math.log(t)
+    capped = torch.zeros_like(finite)
+    while True:
+        rem = 1 - int(capped.sum()) * t
+        free = ~capped & support
+        if rem <= 0 or not bool(free.any()):
+            loglam = -math.inf
+            break
+        loglam = math.log(rem) - float(torch.logsumexp(logw[free], dim=0))
+        new = free & (loglam + logw > logt)
+        if not bool(new.any()):
+            break
+        capped |= new
+    free_w = torch.where(support, torch.exp(logw + loglam), torch.zeros_like(logw))
+    w = torch.where(capped, torch.full_like(logw, t), free_w)
     return w.to(torch.float32)

@@ -372,3 +372,23 @@ def test_cap_with_domain_multipliers(strategy, r):
     losses = random_batch(rng, 300, 0)
     dom = rng.integers(0, 3, 300)
     check_all(losses, strategy=strategy, r=r, cap=1.5, domains=dom, domain_multipliers=[4.0, 1.0, 0.5])
+
+
+def test_twin_cap_at_small_r_is_the_projection_not_infeasible():
+    # issue 13.4 (the twin's half): at r = 0.001 the softmax of all but the top
+    # entries underflows to 0, yet the cap is feasible. linupper on linspace(2, 4, 64):
+    # the top 32 tie at score 1, the others are 2/63/r = 31.7 nats apart, so the
+    # projection gives t = cap/M to the top 58, the remainder 1 - 58 t to the 59th
+    # and about e^-31.7 of that to the 60th (hand-computed).
+    x = torch.linspace(2, 4, 64, dtype=torch.float64)
+    t = 1.1 / 64
+    w = torch_reference.weights(x, "linupper", r=0.001, cap=1.1).double()
+    order = torch.argsort(x, descending=True)
+    ws = w[order]
+    torch.testing.assert_close(ws[:58], torch.full((58,), t, dtype=torch.float64), rtol=1e-6, atol=0)
+    assert ws[58].item() == pytest.approx(1 - 58 * t, rel=1e-5)
+    assert ws[59].item() == pytest.approx((1 - 58 * t) * math.exp(-(2 / 63) / 0.001), rel=1e-3)
+    assert float(w.sum()) == pytest.approx(1.0, abs=1e-6)
+    # cap = 1 is exactly uniform at any r
+    u = torch_reference.weights(x, "linupper", r=0.001, cap=1.0).double()
+    torch.testing.assert_close(u, torch.full((64,), 1 / 64, dtype=torch.float64), rtol=1e-6, atol=0)
