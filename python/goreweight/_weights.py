@@ -424,6 +424,8 @@ def per_sample_loss(
         raise TypeError(f"goreweight: logits must be floating point, got {logits.dtype}")
     _exchange.check_tensor_device(logits, "logits")
     _exchange.check_tensor_device(labels, "labels")
+    if labels.device != logits.device:
+        raise ValueError(f"goreweight: labels must be on the device of logits ({logits.device}), got {labels.device}")
     if labels.ndim != 2 or tuple(labels.shape) != tuple(logits.shape[:2]):
         raise ValueError(
             f"goreweight: labels must have shape (batch, seq) = {tuple(logits.shape[:2])}, got {tuple(labels.shape)}"

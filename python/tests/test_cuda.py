@@ -66,3 +66,11 @@ def test_cuda_two_threads():
     for t in ts:
         t.join(120)
     assert not errors
+
+
+def test_cuda_empty_batch_and_labels_on_another_device():
+    with pytest.raises(goreweight.GoreweightError, match="empty"):
+        goreweight.weights(torch.zeros(0, device="cuda"))
+    logits = torch.zeros(2, 4, 5, device="cuda")
+    with pytest.raises(ValueError, match="labels.*device"):
+        goreweight.per_sample_loss(logits, torch.zeros(2, 4, dtype=torch.long))

@@ -83,6 +83,12 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             rw(_per_sample(_model(), x[sl], y[sl]), domains=doms)
         results["stats"] = rw.stats
         results["rw_step"] = rw.step
+        # A Reweighter with domains where rank 0 holds no samples.
+        rw0 = goreweight.Reweighter("linupper", schedule=0.5)
+        xs0 = torch.tensor([]) if rank == 0 else torch.tensor([1.0, 2.0, 3.0])
+        ds0 = [] if rank == 0 else [0, 1, 1]
+        rw0(xs0, domains=ds0)
+        results["empty_rank_stats"] = rw0.stats
         # Invalid input on one rank makes every rank raise (no hang).
         errs = []
         bad = torch.zeros(2, 2) if rank == 0 else torch.ones(3)
@@ -153,6 +159,14 @@ def test_reweighter_stats_are_global(ranks):
         assert st["m"] == 10 and st["step"] == 2 and ranks[rank]["rw_step"] == 3
         assert st["domain/0/count"] == 4 and st["domain/1/count"] == 3 and st["domain/2/count"] == 3
     assert ranks[0]["stats"] == ranks[1]["stats"]
+
+
+def test_reweighter_with_domains_and_an_empty_rank(ranks):
+    want = goreweight.weights(torch.tensor([1.0, 2.0, 3.0]), "linupper", 0.5, domains=[0, 1, 1], return_stats=True)[1]
+    for rank in range(WORLD):
+        st = ranks[rank]["empty_rank_stats"]
+        assert st["m"] == 3 and st["domain/0/count"] == 1 and st["domain/1/count"] == 2
+        assert st["ess"] == pytest.approx(want["ess"], rel=1e-9)
 
 
 def test_invalid_input_on_one_rank_raises_everywhere(ranks):
