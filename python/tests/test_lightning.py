@@ -201,7 +201,7 @@ def test_lightning_example_ddp_two_ranks(tmp_path):
     """examples/lightning_example.py: 2 DDP ranks (gloo) of batch 4 == 1 process of batch 8."""
     ex = ROOT / "examples" / "lightning_example.py"
     common = ["--max-steps", "3", "--accum", "2", "--seq-len", "16", "--r-start", "2", "--r-end", "0.5",
-              "--optimizer", "sgd", "--lr", "0.5"]
+              "--optimizer", "sgd", "--lr", "0.5", "--save-every", "3"]
     one = run_bounded([sys.executable, str(ex), *common, "--batch-size", "8", "--devices", "1",
                        "--out", str(tmp_path / "one")], 180)
     assert "done: 3 steps, 1 process(es)" in one
@@ -220,7 +220,7 @@ def test_lightning_example_ddp_two_ranks(tmp_path):
         w = torch.tensor(a["weights"] + b["weights"])
         torch.testing.assert_close(w, torch_reference.weights(losses, strategy="linupper", r=sched(a["step"])),
                                    rtol=1e-4, atol=1e-6)
-        # DistributedSampler deals rows alternately: rank 0 has rows 0, 2, .. and rank 1 rows 1, 3, ..
+        # the example's sampler deals rows alternately: rank 0 has rows 0, 2, .. and rank 1 rows 1, 3, ..
         order = torch.tensor(a["rows"] + b["rows"]).argsort()
         torch.testing.assert_close(losses[order], torch.tensor(s["losses"]), rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(w[order], torch.tensor(s["weights"]), rtol=1e-3, atol=1e-5)
