@@ -125,7 +125,7 @@ class _ChunkedCE(torch.autograd.Function):
                 e = min(s + chunk, n)
                 z = torch.nn.functional.linear(h[s:e], weight, bias).to(sdt)
                 # d loss / d logits = softmax - onehot, scaled by the incoming gradient
-                p = torch.exp(z - lse[s:e, None])
+                p = z.sub_(lse[s:e, None]).exp_()  # z is a fresh tensor: in place saves a chunk
                 p.scatter_add_(1, safe[s:e, None], torch.full((e - s, 1), -1.0, dtype=sdt, device=p.device))
                 p.mul_(g[s:e, None])
                 d = p.to(dt)  # the logits' gradient, rounded as autograd would round it
