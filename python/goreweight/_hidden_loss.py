@@ -132,7 +132,10 @@ class _ChunkedCE(torch.autograd.Function):
                 if gh is not None:
                     gh[s:e] = d @ weight
                 if gw is not None:
-                    gw += (d.t() @ h[s:e]).to(sdt)
+                    if d.dtype == sdt:
+                        gw.addmm_(d.t(), h[s:e])  # in place: no weight-sized temporary per chunk
+                    else:
+                        gw += (d.t() @ h[s:e]).to(sdt)
                 if gb is not None:
                     gb += d.to(sdt).sum(dim=0)
             grad_hidden = None
