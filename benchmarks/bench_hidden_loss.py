@@ -16,7 +16,8 @@ Peak memory is the extra memory of that one step over the inputs: on CPU the gro
 process's peak resident set (``ru_maxrss``) in a fresh subprocess per implementation (torch's
 CPU allocations are invisible to tracemalloc), on CUDA ``torch.cuda.max_memory_allocated`` minus
 the allocation before the step. Both include the gradients of ``hidden`` and ``W`` (the same on
-both sides). Time is the median of ``--reps`` steps after one warm-up step (wall clock; on CUDA
+both sides). Time is the median of ``--reps`` steps after the measured one (also reported, as
+"first step") (wall clock; on CUDA
 with synchronisation). The two implementations' losses are also compared (max abs difference).
 """
 
@@ -64,8 +65,10 @@ def child(a: argparse.Namespace) -> None:
         before = torch.cuda.memory_allocated()
     else:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t0 = time.perf_counter()
     ps = _step(a.impl, hidden, w, labels, coef)
     sync()
+    first = time.perf_counter() - t0
     if dev.type == "cuda":
         peak = torch.cuda.max_memory_allocated() - before
     else:
@@ -78,7 +81,7 @@ def child(a: argparse.Namespace) -> None:
         _step(a.impl, hidden, w, labels, coef)
         sync()
         times.append(time.perf_counter() - t0)
-    print(json.dumps({"impl": a.impl, "peak_bytes": peak, "times_s": times,
+    print(json.dumps({"impl": a.impl, "peak_bytes": peak, "first_step_s": first, "times_s": times,
                       "losses": ps.float().cpu().tolist()}), flush=True)
 
 
@@ -107,10 +110,10 @@ def main() -> None:
     logits_mib = b * t * a.vocab * 4 / 2**20
     print(f"B x T = {a.size}, V = {a.vocab}, H = {a.hidden}, {a.dtype} on {a.device}; "
           f"full float32 logits would be {logits_mib:.0f} MiB")
-    print(f"{'impl':8s} {'peak extra memory':>18s} {'time/step (median)':>20s}")
+    print(f"{'impl':8s} {'peak extra memory':>18s} {'first step':>12s} {'time/step (median)':>20s}")
     for impl, r in res.items():
         med = statistics.median(r["times_s"]) if r["times_s"] else float("nan")
-        print(f"{impl:8s} {r['peak_bytes'] / 2**20:15.0f} MiB {med:18.3f} s")
+        print(f"{impl:8s} {r['peak_bytes'] / 2**20:15.0f} MiB {r['first_step_s']:10.3f} s {med:18.3f} s")
     ratio = res["full"]["peak_bytes"] / max(res["hidden"]["peak_bytes"], 1)
     print(f"memory: full / hidden = {ratio:.1f}x; max |loss difference| = {diff:.2e}")
     if a.json:
