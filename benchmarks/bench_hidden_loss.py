@@ -12,9 +12,10 @@ with per-sequence coefficients:
 - ``full``: ``goreweight.per_sample_loss(hidden @ W.T, labels)``, autograd through the logits;
 - ``hidden``: ``per_sample_loss_from_hidden(hidden, W, labels)`` with the default chunk.
 
-Peak memory is the extra memory of that one step over the inputs: on CPU the growth of the
-process's peak resident set (``ru_maxrss``) in a fresh subprocess per implementation (torch's
-CPU allocations are invisible to tracemalloc), on CUDA ``torch.cuda.max_memory_allocated`` minus
+Peak memory is the extra memory of that one step over the inputs: on CPU, in a fresh subprocess
+per implementation (torch's CPU allocations are invisible to tracemalloc), the peak resident set
+during the step (Linux: ``VmHWM`` after resetting it through ``/proc/self/clear_refs``) minus the
+resident set before it (elsewhere the growth of ``ru_maxrss``, which can under-count); on CUDA ``torch.cuda.max_memory_allocated`` minus
 the allocation before the step. Both include the gradients of ``hidden`` and ``W`` (the same on
 both sides). Time is the median of ``--reps`` steps after the measured one (also reported, as
 "first step") (wall clock; on CUDA
@@ -46,6 +47,24 @@ def _step(impl: str, hidden: Any, w: Any, labels: Any, coef: Any) -> Any:
     return ps.detach()
 
 
+def _reset_hwm() -> bool:
+    """Linux: reset the process's peak RSS (VmHWM) to its current RSS; False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return _status_kib("VmHWM") > 0
+    except OSError:
+        return False
+
+
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
 def child(a: argparse.Namespace) -> None:
     """One implementation in this process: prints one JSON line."""
     import torch
@@ -60,9 +79,12 @@ def child(a: argparse.Namespace) -> None:
     coef = torch.linspace(0.5, 1.5, b, device=dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     sync()
+    hwm = dev.type == "cpu" and _reset_hwm()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
+    elif hwm:
+        before = _status_kib("VmRSS") * 1024
     else:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     t0 = time.perf_counter()
@@ -71,6 +93,8 @@ def child(a: argparse.Namespace) -> None:
     first = time.perf_counter() - t0
     if dev.type == "cuda":
         peak = torch.cuda.max_memory_allocated() - before
+    elif hwm:
+        peak = _status_kib("VmHWM") * 1024 - before
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
     times = []
