@@ -22,7 +22,6 @@ import os
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 import lightning.pytorch as L
 from lightning.pytorch.callbacks import ModelCheckpoint
