@@ -285,3 +285,61 @@ def test_hf_example_two_ranks(tmp_path):
     assert all(r["reweight/max_wm"] > 1.0 for r in r0)
     saved = json.loads((tmp_path / "run" / "checkpoint-4" / STATE_FILE).read_text())
     assert saved["global_step"] == 4 and saved["reweighter"]["step"] == 4
+
+
+def tiny_gpt2_one_layer(seed: int = 0) -> GPT2LMHeadModel:
+    torch.manual_seed(seed)
+    cfg = GPT2Config(
+        vocab_size=V, n_positions=T, n_embd=32, n_layer=1, n_head=2,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
+    )
+    return GPT2LMHeadModel(cfg)
+
+
+def test_hidden_loss_equals_full_logits(tmp_path):
+    """hidden_loss=True: same losses, gradients and final model as the default (full-logits) path,
+    and the output layer's own forward (which would build the (B, T, V) logits) never runs."""
+    sched = schedules.linear(4.0, 0.5, 3)
+    data = Rows(5 * B, domains=True)
+    runs = {}
+    for hidden in (False, True):
+        rec = GradRecorder()
+        model = tiny_gpt2_one_layer()
+        head_calls = []
+        model.get_output_embeddings().register_forward_hook(lambda m, i, o: head_calls.append(o.shape))
+        # SGD: Adam's g/sqrt(v) would magnify float rounding in near-zero gradients
+        tr = Recording(model=model, args=targs(str(tmp_path / str(hidden)), optim="sgd"), train_dataset=data,
+                       callbacks=[rec],
+                       reweighter=Reweighter("linupper", schedule=sched), hidden_loss=hidden, hidden_chunk_size=7)
+        tr.train()
+        runs[hidden] = (tr, rec, head_calls)
+    (full, frec, fcalls), (hid, hrec, hcalls) = runs[False], runs[True]
+    assert len(fcalls) == 5 and hcalls == []
+    assert hid.model.get_output_embeddings() is hid.model.lm_head  # the layer is back after each step
+    assert_grads_close(hrec.grads, frec.grads)
+    for g_h, g_f in zip(hrec.grads, frec.grads):
+        for a, b in zip(g_h, g_f):
+            assert float((a - b).abs().max()) <= 1e-5 * max(float(b.abs().max()), 1e-12) + 1e-8
+    torch.testing.assert_close(train_losses(hid), train_losses(full), rtol=1e-5, atol=1e-6)
+    fl = [r for r in full.state.log_history if "loss" in r]
+    hl = [r for r in hid.state.log_history if "loss" in r]
+    for a, b in zip(hl, fl):
+        assert a["reweight/loss_mean"] == pytest.approx(b["reweight/loss_mean"], rel=1e-5)
+        assert a["reweight/max_wm"] == pytest.approx(b["reweight/max_wm"], rel=1e-4)
+    for p, q in zip(hid.model.parameters(), full.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    # evaluation keeps the stock loss, with the real output layer
+    assert hid.evaluate(Rows(B, seed=9))["eval_loss"] == pytest.approx(full.evaluate(Rows(B, seed=9))["eval_loss"], rel=1e-4)
+
+
+def test_hidden_loss_refuses_models_it_cannot_reproduce(tmp_path):
+    m = tiny_gpt2_one_layer()
+    m.config.logit_scale = 0.5
+    with pytest.raises(ValueError, match="logit_scale"):
+        ReweightingTrainer(model=m, args=targs(str(tmp_path)), hidden_loss=True)
+    m = tiny_gpt2_one_layer()
+    m.lm_head = torch.nn.Sequential(m.lm_head)
+    with pytest.raises(ValueError, match="torch.nn.Linear"):
+        ReweightingTrainer(model=m, args=targs(str(tmp_path)), hidden_loss=True)
+    with pytest.raises(TypeError, match="hidden_loss"):
+        ReweightingTrainer(model=tiny_gpt2_one_layer(), args=targs(str(tmp_path)), hidden_loss="yes")

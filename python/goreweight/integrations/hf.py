@@ -27,6 +27,16 @@ the same number of label tokens (packed pretraining data), this is exactly the g
 stock Trainer's token-mean loss; with padding, ``uniform`` gives every *sequence* the same weight
 while the stock loss gives every *token* the same weight.
 
+Without full logits (``hidden_loss=True``, opt-in): step 1 runs the model with its output layer
+(``model.get_output_embeddings()``, a ``torch.nn.Linear``) swapped for a module that only records
+its input, so the ``(batch, seq, vocab)`` logits are never computed; step 2 is then
+``goreweight.per_sample_loss_from_hidden(hidden, head.weight, labels, bias=head.bias)``, which
+computes them a chunk of tokens at a time in forward and again in backward. Loss and gradients
+equal those of the default path up to float rounding. The forward still goes through the
+(DDP-)wrapped model, so gradient synchronisation is unchanged. It requires that the logits be
+exactly ``head(last hidden state)``: models that rescale or soft-cap them (``logit_scale``,
+``final_logit_softcapping`` in their config) are refused.
+
 Evaluation (``model.training`` false) uses the stock loss, so eval losses stay comparable with
 runs that do not reweight, and does not advance the reweighter.
 
@@ -59,6 +69,7 @@ except ImportError as _err:  # pragma: no cover - exercised only without transfo
 import torch
 
 from goreweight import Reweighter, per_sample_loss
+from goreweight._hidden_loss import per_sample_loss_from_hidden
 
 __all__ = ["ReweightingMixin", "ReweightingTrainer", "STATE_FILE"]
 
@@ -88,6 +99,12 @@ class ReweightingMixin:
     - ``ignore_index``: label value excluded from the loss (default ``-100``).
     - ``shift_labels``: whether labels are the inputs themselves (causal LM, default ``True``:
       logits at position ``t`` predict label ``t+1``) or already aligned with the logits.
+    - ``hidden_loss``: compute the per-sample losses from the last hidden states and the output
+      layer's weight with :func:`goreweight.per_sample_loss_from_hidden`, never holding the full
+      logits (default ``False``). Needs a model whose ``get_output_embeddings()`` is a
+      ``torch.nn.Linear`` applied as is to the last hidden state.
+    - ``hidden_chunk_size``: tokens per chunk for ``hidden_loss`` (default ``None``: about 2^24
+      logits per chunk).
     """
 
     #: The loss returned by ``compute_loss`` is a per-micro-batch mean: the Trainer must divide it
@@ -102,6 +119,8 @@ class ReweightingMixin:
         domain_key: Optional[str] = "domains",
         ignore_index: int = -100,
         shift_labels: bool = True,
+        hidden_loss: bool = False,
+        hidden_chunk_size: Optional[int] = None,
         **kwargs: Any,
     ) -> None:
         if reweighter is None:
@@ -123,6 +142,12 @@ class ReweightingMixin:
         self.domain_key: Optional[str] = domain_key
         self.ignore_index: int = ignore_index
         self.shift_labels: bool = shift_labels
+        if not isinstance(hidden_loss, bool):
+            raise TypeError(f"hidden_loss must be a bool, got {type(hidden_loss).__name__}")
+        self.hidden_loss: bool = hidden_loss
+        self.hidden_chunk_size: Optional[int] = hidden_chunk_size
+        if hidden_loss and getattr(self, "model", None) is not None:
+            _output_layer(self.model)  # raises now, not at the first step, if it cannot work
         # The weighted loss is a mean over the micro-batch's sequences, never normalised by
         # num_items_in_batch: with this flag off, every supported transformers version divides
         # it by the number of accumulated micro-batches, and does not count or gather tokens.
@@ -156,13 +181,48 @@ class ReweightingMixin:
                 "input_ids, with -100 where no loss is wanted; DataCollatorForLanguageModeling("
                 "tokenizer, mlm=False) adds them)"
             )
-        outputs = model(**inputs)
-        logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs[0]
-        per_sample = per_sample_loss(logits, labels, ignore_index=self.ignore_index, shift=self.shift_labels)
+        if self.hidden_loss:
+            outputs, per_sample = self._hidden_per_sample(model, inputs, labels)
+        else:
+            outputs = model(**inputs)
+            logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs[0]
+            per_sample = per_sample_loss(logits, labels, ignore_index=self.ignore_index, shift=self.shift_labels)
         self.reweighter.step = int(self.state.global_step)
         loss = self.reweighter(per_sample, domains=domains)
         self._accumulate_stats(self.reweighter.stats)
         return (loss, outputs) if return_outputs else loss
+
+    def _hidden_per_sample(
+        self, model: torch.nn.Module, inputs: Mapping[str, Any], labels: torch.Tensor
+    ) -> tuple[Any, torch.Tensor]:
+        """The model's forward with its output layer replaced by a recorder, then the chunked loss.
+
+        The call goes through ``model`` (possibly DDP-wrapped), so DDP's forward bookkeeping runs as
+        usual; the output layer's weight enters the graph in the loss instead of in the model. The
+        returned outputs hold the hidden states where the logits would be.
+        """
+        inner = _unwrap(model)
+        parent, name, head = _output_layer(inner)
+        rec = _Recorder()
+        setattr(parent, name, rec)
+        try:
+            outputs = model(**inputs)
+        finally:
+            setattr(parent, name, head)
+        if rec.hidden is None:
+            raise RuntimeError("hidden_loss=True: the model's forward never called its output layer")
+        hidden = rec.hidden
+        if hidden.shape[:2] != labels.shape:
+            raise ValueError(
+                f"hidden_loss=True: the output layer saw hidden states of shape {tuple(hidden.shape)}, "
+                f"which do not line up with labels {tuple(labels.shape)} (does the model keep only some "
+                "positions' logits?)"
+            )
+        per_sample = per_sample_loss_from_hidden(
+            hidden, head.weight, labels, bias=head.bias, ignore_index=self.ignore_index,
+            shift=self.shift_labels, chunk_size=self.hidden_chunk_size,
+        )
+        return outputs, per_sample
 
     def _set_signature_columns_if_needed(self) -> None:
         # The Trainer keeps only the batch entries the model's forward takes (and the labels);
@@ -278,6 +338,58 @@ class ReweightingMixin:
                     raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir})")
             self.load_reweighter_state(str(resume_from_checkpoint))
         return super().train(resume_from_checkpoint, *args, **kwargs)  # type: ignore[misc]
+
+
+class _Recorder(torch.nn.Module):
+    """Stands in for the output layer during one forward: records its input, computes nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden: Optional[torch.Tensor] = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.hidden = x
+        return x
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside DDP / DataParallel / compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None)
+        if not isinstance(inner, torch.nn.Module):
+            inner = getattr(model, "_orig_mod", None)
+        if not isinstance(inner, torch.nn.Module):
+            return model
+        model = inner
+
+
+def _output_layer(model: torch.nn.Module) -> tuple[torch.nn.Module, str, torch.nn.Linear]:
+    """(parent module, attribute name, layer) of the model's output embedding, or ValueError."""
+    model = _unwrap(model)
+    get = getattr(model, "get_output_embeddings", None)
+    head = get() if callable(get) else None
+    if head is None:
+        raise ValueError(
+            "hidden_loss=True needs a model that exposes its output layer (get_output_embeddings() "
+            f"returned None for {type(model).__name__}); use the default hidden_loss=False"
+        )
+    if not isinstance(head, torch.nn.Linear):
+        raise ValueError(
+            f"hidden_loss=True needs the output layer to be a torch.nn.Linear, got {type(head).__name__}"
+        )
+    cfg = getattr(model, "config", None)
+    for key in ("final_logit_softcapping", "logit_scale", "output_logits_scale"):
+        val = getattr(cfg, key, None)
+        if val is not None and val != 1:
+            raise ValueError(
+                f"hidden_loss=True cannot reproduce this model's logits: its config sets {key}={val!r} "
+                "(the logits are not the output layer applied to the last hidden state)"
+            )
+    for path, mod in model.named_modules():
+        if mod is head and path:
+            parent_path, _, name = path.rpartition(".")
+            return model.get_submodule(parent_path), name, head
+    raise ValueError("hidden_loss=True: the output layer is not a submodule of the model")
 
 
 class ReweightingTrainer(ReweightingMixin, Trainer):
