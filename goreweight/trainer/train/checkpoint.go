@@ -16,20 +16,24 @@ import (
 )
 
 // A checkpoint is a zip archive (readable with any unzip tool), written
-// atomically, holding:
+// atomically, its entries stored uncompressed:
 //
-//	meta.json   checkpointMeta: format, strategy, step, config, reweighter
-//	            state, data iterator state, RNG state, timing
-//	model.bin   the GPT's parameters (gpt.Model.SaveParams)
-//	adamw.bin   the AdamW step count and moments (optim.AdamW.SaveState)
+//	meta.json          checkpointMeta: format, strategy, step, config,
+//	                   reweighter state, data iterator state, RNG state,
+//	                   timing
+//	model.safetensors  the GPT's parameters (gpt.Model.SaveParams)
+//	adamw.safetensors  the AdamW step count and moments (optim.AdamW.SaveState)
 //
-// Every entry carries a CRC-32, so a damaged file is detected on load.
+// Every zip entry carries a CRC-32 and each safetensors file its own
+// checksum, so a damaged file is detected on load. Python reads the
+// tensors with safetensors.numpy.load(zipfile.ZipFile(path).read(
+// "model.safetensors")). Format 1 (model.bin, adamw.bin) is not read.
 const (
 	checkpointName    = "checkpoint.zip"
-	checkpointFormat  = 1
+	checkpointFormat  = 2
 	checkpointMetaEnt = "meta.json"
-	checkpointModel   = "model.bin"
-	checkpointAdamW   = "adamw.bin"
+	checkpointModel   = "model.safetensors"
+	checkpointAdamW   = "adamw.safetensors"
 )
 
 // checkpointMeta is meta.json of a checkpoint.
