@@ -21,7 +21,7 @@ import (
 // BuiltinPath is the path Open reads as the built-in corpus.
 const BuiltinPath = "builtin"
 
-// TextDocBytes is the largest document, in bytes, that ReadText makes from a
+// TextDocBytes is the largest document, in bytes, that Open makes from a
 // plain text file.
 const TextDocBytes = 8 << 10
 
@@ -37,7 +37,9 @@ const TextDocBytes = 8 << 10
 //   - *.jsonl, *.jsonl.zst: ReadJSONL.
 //   - *.parquet: ReadParquet.
 //   - *.bin: ReadLLMC.
-//   - any other file: ReadText (domain: the file name stem).
+//   - any other file: plain UTF-8 text, split into documents of whole
+//     blank-line-separated paragraphs of at most TextDocBytes bytes (see
+//     SplitText); an invalid byte is an error naming its offset.
 func Open(path string) ([]Document, error) {
 	if path == BuiltinPath {
 		docs, _, err := Builtin(DefaultBuiltinConfig())
@@ -159,30 +161,11 @@ func readDir(root string) ([]Document, error) {
 	return docs, nil
 }
 
-// ReadText reads a plain UTF-8 text file, or every file under a directory as
-// Open does, and splits each file into documents of whole
-// blank-line-separated paragraphs of at most TextDocBytes bytes (see
-// SplitText). The domain of a single file is its name stem. A file that is
-// not valid UTF-8 gives an error naming the file and the byte offset of the
-// first invalid byte.
-func ReadText(path string) ([]Document, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("data: %w", err)
-	}
-	var docs []Document
-	if st.IsDir() {
-		docs, err = readDir(path)
-	} else {
-		docs, err = readTextFile(path, stem(path))
-	}
-	if err != nil {
-		return nil, err
-	}
-	renumber(docs)
-	return docs, nil
-}
-
+// readTextFile reads a plain UTF-8 text file and splits it into documents
+// of whole blank-line-separated paragraphs of at most TextDocBytes bytes
+// (see SplitText), of the given domain. A file that is not valid UTF-8
+// gives an error naming the file and the byte offset of the first invalid
+// byte.
 func readTextFile(path, domain string) ([]Document, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

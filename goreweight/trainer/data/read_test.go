@@ -138,7 +138,7 @@ func TestReadTextDirectory(t *testing.T) {
 		}
 	}
 	// A single file: domain is its stem; long files split.
-	one, err := ReadText(filepath.Join(root, "books/moby.md"))
+	one, err := Open(filepath.Join(root, "books/moby.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
