@@ -128,6 +128,15 @@ func readParams(r io.Reader) (*tensorfile.File, Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, Config{}, fmt.Errorf("%w: invalid config: %w", ErrParamsFile, err)
 	}
+	// The values must be there before a model of that size is allocated.
+	n, _ := cfg.numParams()
+	have := 0
+	for _, t := range f.Tensors {
+		have += len(t.Data)
+	}
+	if have != n {
+		return nil, Config{}, fmt.Errorf("%w: it holds %d values, a model with %v has %d", ErrParamsFile, have, cfg, n)
+	}
 	return f, cfg, nil
 }
 

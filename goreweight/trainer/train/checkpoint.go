@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"runtime"
 
 	"github.com/goreweight/goreweight/goreweight"
@@ -77,6 +78,10 @@ type trainState struct {
 	it    *data.Iterator
 }
 
+// checkpointWriteHook, when set (by tests), is called in the middle of
+// every checkpoint write, after the parameters and before the AdamW state.
+var checkpointWriteHook func()
+
 // saveCheckpoint writes the checkpoint atomically to path.
 func saveCheckpoint(path string, meta checkpointMeta, st trainState) error {
 	rws, err := st.rw.State()
@@ -111,6 +116,9 @@ func saveCheckpoint(path string, meta checkpointMeta, st trainState) error {
 			if err := e.write(f); err != nil {
 				return fmt.Errorf("%s: %w", e.name, err)
 			}
+			if e.name == checkpointModel && checkpointWriteHook != nil {
+				checkpointWriteHook()
+			}
 		}
 		return z.Close()
 	})
@@ -132,17 +140,29 @@ func readCheckpointMeta(z *zip.Reader, path string) (checkpointMeta, error) {
 	return meta, nil
 }
 
+// readEntry reads the stored (uncompressed) entry name of z. Checkpoints
+// store their entries, so a compressed one is refused: this bounds what
+// is read by the size of the file, whatever a damaged header claims.
 func readEntry(z *zip.Reader, name string) ([]byte, error) {
-	f, err := z.Open(name)
-	if err != nil {
-		return nil, fmt.Errorf("entry %s: %w", name, err)
+	for _, f := range z.File {
+		if f.Name != name {
+			continue
+		}
+		if f.Method != zip.Store {
+			return nil, fmt.Errorf("entry %s is compressed (method %d); checkpoints store their entries", name, f.Method)
+		}
+		r, err := f.Open()
+		if err != nil {
+			return nil, fmt.Errorf("entry %s: %w", name, err)
+		}
+		defer r.Close()
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return nil, fmt.Errorf("entry %s: %w", name, err)
+		}
+		return b, nil
 	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil, fmt.Errorf("entry %s: %w", name, err)
-	}
-	return b, nil
+	return nil, fmt.Errorf("entry %s: %w", name, fs.ErrNotExist)
 }
 
 // loadCheckpoint restores st from the checkpoint file content b. The
