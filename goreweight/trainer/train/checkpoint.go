@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"runtime"
 
 	"github.com/goreweight/goreweight/goreweight"
@@ -221,4 +223,48 @@ func loadCheckpoint(b []byte, path, strategy string, want goreweight.Config, st 
 		return fail(err)
 	}
 	return meta, nil
+}
+
+// SavedModel is the model of a checkpoint with what it was trained with.
+type SavedModel struct {
+	// Model holds the parameters of the checkpoint.
+	Model *gpt.Model
+	// Strategy and Step are the checkpoint's strategy and optimiser steps.
+	Strategy string
+	Step     int
+	// Config is the run's configuration (Tokenizer names the tokenizer).
+	Config Config
+}
+
+// CheckpointPath returns the path of a strategy's checkpoint in a run
+// directory.
+func CheckpointPath(runDir, strategy string) string {
+	return filepath.Join(runDir, strategy, checkpointName)
+}
+
+// LoadModel reads the model of the checkpoint file at path (see
+// CheckpointPath), checking the archive and the parameter file's checksum;
+// the optimiser state is not read.
+func LoadModel(path string) (*SavedModel, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	z, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, fmt.Errorf("train: checkpoint %s is damaged or not a checkpoint: %w", path, err)
+	}
+	meta, err := readCheckpointMeta(z, path)
+	if err != nil {
+		return nil, err
+	}
+	mb, err := readEntry(z, checkpointModel)
+	if err != nil {
+		return nil, fmt.Errorf("train: checkpoint %s: %w", path, err)
+	}
+	m, err := gpt.Load(bytes.NewReader(mb))
+	if err != nil {
+		return nil, fmt.Errorf("train: checkpoint %s: %w", path, err)
+	}
+	return &SavedModel{Model: m, Strategy: meta.Strategy, Step: meta.Step, Config: meta.Config}, nil
 }
