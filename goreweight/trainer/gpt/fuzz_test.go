@@ -2,8 +2,12 @@ package gpt
 
 import (
 	"bytes"
+	"errors"
 	"math"
+	"strings"
 	"testing"
+
+	"github.com/goreweight/goreweight/goreweight/trainer/tensorfile"
 )
 
 // FuzzLoadParams feeds arbitrary bytes to Load and LoadParams: no panic, no
@@ -38,4 +42,20 @@ func FuzzLoadParams(f *testing.F) {
 			copy(orig, m.data)
 		}
 	})
+}
+
+// TestLoadRefusesHugeConfig: a small, well-formed file whose metadata
+// claims a model of a billion parameters is refused before the model is
+// allocated (it was allocated, 8 GB, before the check).
+func TestLoadRefusesHugeConfig(t *testing.T) {
+	var buf bytes.Buffer
+	meta := map[string]string{"format": paramsFormat, "version": paramsVersion,
+		"vocab": "1000000", "seq": "1", "layers": "1", "heads": "1", "width": "1000"}
+	if err := tensorfile.Write(&buf, []tensorfile.Tensor{{Name: "wte", Shape: []int{1}, Data: []float32{1}}}, meta); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(bytes.NewReader(buf.Bytes()))
+	if !errors.Is(err, ErrParamsFile) || !strings.Contains(err.Error(), "holds 1 values") {
+		t.Fatalf("got %v, want a refusal naming the value count", err)
+	}
 }
