@@ -107,6 +107,32 @@ def test_byte_model_logits_match_go(binary: pathlib.Path, helper: pathlib.Path, 
     assert abs(loss - ref["loss"]) < 1e-4, (loss, ref["loss"])
 
 
+def test_checkpoint_reads_with_safetensors(binary: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """The run's own checkpoint.zip opens with zipfile + safetensors, and the
+    export holds the same values (Conv1D weights transposed)."""
+    import zipfile
+
+    from safetensors.numpy import load, load_file
+
+    run, hf = _train_and_export(binary, tmp_path, "byte")
+    ckpt = zipfile.ZipFile(run / "linupper" / "checkpoint.zip")
+    params = load(ckpt.read("model.safetensors"))
+    adamw = load(ckpt.read("adamw.safetensors"))
+    meta = json.loads(ckpt.read("meta.json"))
+    assert meta["format"] == 2 and meta["step"] == 6
+    assert set(adamw) == {f"{k}.{n}" for n in params for k in ("exp_avg", "exp_avg_sq")}
+    for n, p in params.items():
+        assert adamw[f"exp_avg.{n}"].shape == p.shape
+        assert (adamw[f"exp_avg_sq.{n}"] >= 0).all()
+    exported = load_file(str(hf / "model.safetensors"))
+    assert len(exported) == len(params)
+    for n, p in params.items():
+        e = exported["transformer." + n + (".weight" if n in ("wte", "wpe") else "")]
+        if p.ndim == 2 and n.startswith("h."):
+            e = e.T
+        assert (e == p).all(), n
+
+
 def test_byte_tokenizer_file(binary: pathlib.Path, tmp_path: pathlib.Path) -> None:
     _, hf = _train_and_export(binary, tmp_path, "byte")
     tok = transformers.AutoTokenizer.from_pretrained(str(hf))
