@@ -89,7 +89,7 @@ func TestSplitText(t *testing.T) {
 
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
 
-func TestReadTextDirectory(t *testing.T) {
+func TestOpenTextDirectory(t *testing.T) {
 	root := t.TempDir()
 	files := map[string]string{
 		"notes.txt":             "top level file\n\nsecond paragraph\n",
@@ -147,7 +147,7 @@ func TestReadTextDirectory(t *testing.T) {
 	}
 }
 
-func TestReadTextInvalidUTF8(t *testing.T) {
+func TestOpenTextInvalidUTF8(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "bad.txt")
 	writeFile(t, p, []byte("fine text\xff\xfe more"))
