@@ -2,7 +2,6 @@ package gpt
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -30,8 +29,8 @@ const (
 )
 
 // ErrParamsFile is wrapped by every error about a parameter file's
-// content (including tensorfile.ErrFormat's).
-var ErrParamsFile = errors.New("gpt: invalid parameter file")
+// content. It Is tensorfile.ErrFormat.
+var ErrParamsFile = tensorfile.NewErrFormat("gpt: invalid parameter file")
 
 // SaveParams writes the model's configuration and parameter values to w in
 // the format above. It does not close w or make the write atomic: callers

@@ -2,7 +2,6 @@ package optim
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -32,8 +31,8 @@ const (
 )
 
 // ErrStateFile is wrapped by every error about an AdamW state file's
-// content (including tensorfile.ErrFormat's).
-var ErrStateFile = errors.New("optim: invalid AdamW state")
+// content. It Is tensorfile.ErrFormat.
+var ErrStateFile = tensorfile.NewErrFormat("optim: invalid AdamW state")
 
 // stateShape is the shape a parameter's moments are stored in: its own, or
 // flat when it has none that fits.

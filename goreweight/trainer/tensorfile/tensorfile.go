@@ -32,7 +32,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -51,7 +50,22 @@ const MaxHeader = 100 << 20
 
 // ErrFormat is wrapped by every error about a file's content: not a
 // tensor file, truncated, inconsistent or failing its checksum.
-var ErrFormat = errors.New("tensorfile: invalid tensor file")
+var ErrFormat = NewErrFormat("tensorfile: invalid tensor file")
+
+// NewErrFormat returns a new sentinel error, with message msg, for an
+// invalid file of some kind (a parameter file, an optimiser state, a
+// checkpoint): it Is ErrFormat. Every file-content error of the trainer
+// matches ErrFormat, so that one place (formatError.Is) ties them to the
+// error contract's class of bad input.
+func NewErrFormat(msg string) error { return &formatError{msg} }
+
+type formatError struct{ msg string }
+
+func (e *formatError) Error() string { return e.msg }
+
+func (e *formatError) Is(target error) bool {
+	return target == ErrFormat
+}
 
 // A Tensor is a named row-major float32 array.
 type Tensor struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/goreweight/goreweight/goreweight/trainer/gpt"
 	"github.com/goreweight/goreweight/goreweight/trainer/nn"
 	"github.com/goreweight/goreweight/goreweight/trainer/optim"
+	"github.com/goreweight/goreweight/goreweight/trainer/tensorfile"
 )
 
 // A checkpoint is a zip archive (readable with any unzip tool), written
@@ -38,6 +39,16 @@ const (
 	checkpointModel   = "model.safetensors"
 	checkpointAdamW   = "adamw.safetensors"
 )
+
+// ErrCheckpoint is wrapped by every error about a checkpoint's content
+// (damaged, of another format, strategy or configuration). It Is
+// tensorfile.ErrFormat. Errors reading the file wrap fs errors instead.
+var ErrCheckpoint = tensorfile.NewErrFormat("train: invalid checkpoint")
+
+// checkpointErr wraps err, about the checkpoint at path, in ErrCheckpoint.
+func checkpointErr(path string, err error) error {
+	return fmt.Errorf("%w %s: %w", ErrCheckpoint, path, err)
+}
 
 // checkpointMeta is meta.json of a checkpoint.
 type checkpointMeta struct {
@@ -131,13 +142,13 @@ func readCheckpointMeta(z *zip.Reader, path string) (checkpointMeta, error) {
 	var meta checkpointMeta
 	b, err := readEntry(z, checkpointMetaEnt)
 	if err != nil {
-		return meta, fmt.Errorf("train: checkpoint %s: %w", path, err)
+		return meta, checkpointErr(path, err)
 	}
 	if err := json.Unmarshal(b, &meta); err != nil {
-		return meta, fmt.Errorf("train: checkpoint %s: %s: %w", path, checkpointMetaEnt, err)
+		return meta, checkpointErr(path, fmt.Errorf("%s: %w", checkpointMetaEnt, err))
 	}
 	if meta.Format != checkpointFormat {
-		return meta, fmt.Errorf("train: checkpoint %s has format %d, this build reads format %d", path, meta.Format, checkpointFormat)
+		return meta, checkpointErr(path, fmt.Errorf("format %d, this build reads format %d", meta.Format, checkpointFormat))
 	}
 	return meta, nil
 }
@@ -174,14 +185,14 @@ func readEntry(z *zip.Reader, name string) ([]byte, error) {
 func loadCheckpoint(b []byte, path, strategy string, want goreweight.Config, st trainState) (checkpointMeta, error) {
 	z, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
-		return checkpointMeta{}, fmt.Errorf("train: checkpoint %s is damaged or not a checkpoint: %w", path, err)
+		return checkpointMeta{}, checkpointErr(path, fmt.Errorf("damaged or not a checkpoint: %w", err))
 	}
 	meta, err := readCheckpointMeta(z, path)
 	if err != nil {
 		return meta, err
 	}
 	fail := func(err error) (checkpointMeta, error) {
-		return meta, fmt.Errorf("train: checkpoint %s: %w", path, err)
+		return meta, checkpointErr(path, err)
 	}
 	if meta.Strategy != strategy {
 		return fail(fmt.Errorf("it is for strategy %q, not %q", meta.Strategy, strategy))
@@ -252,7 +263,7 @@ func LoadModel(path string) (*SavedModel, error) {
 	}
 	z, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
-		return nil, fmt.Errorf("train: checkpoint %s is damaged or not a checkpoint: %w", path, err)
+		return nil, checkpointErr(path, fmt.Errorf("damaged or not a checkpoint: %w", err))
 	}
 	meta, err := readCheckpointMeta(z, path)
 	if err != nil {
@@ -260,11 +271,11 @@ func LoadModel(path string) (*SavedModel, error) {
 	}
 	mb, err := readEntry(z, checkpointModel)
 	if err != nil {
-		return nil, fmt.Errorf("train: checkpoint %s: %w", path, err)
+		return nil, checkpointErr(path, err)
 	}
 	m, err := gpt.Load(bytes.NewReader(mb))
 	if err != nil {
-		return nil, fmt.Errorf("train: checkpoint %s: %w", path, err)
+		return nil, checkpointErr(path, err)
 	}
 	return &SavedModel{Model: m, Strategy: meta.Strategy, Step: meta.Step, Config: meta.Config}, nil
 }
