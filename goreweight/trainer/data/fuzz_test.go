@@ -15,18 +15,18 @@ import (
 // a user's data would come: no input may panic or hang, and a small input
 // may not make a large allocation. Their seed corpora (f.Add and
 // testdata/fuzz/FuzzXxx) run in every go test; scripts/fuzz.sh runs them
-// for a bounded time.
+// for a bounded time. Run them with a short -fuzzminimizetime (say 2s):
+// with the default 60 s, minimising each new input eats a bounded run.
 
 // fuzzAllocLimit bounds the bytes a reader may allocate for one fuzz input
 // (inputs are at most a few KiB; a reader may reasonably allocate a few
 // MiB of buffers, and zstd may legitimately expand its input).
 const fuzzAllocLimit = 64 << 20
 
-// fuzzRead writes b to a file called name in a temporary directory and
-// reads it with read, failing on a large allocation. Panics fail the
-// fuzzer by themselves.
-func fuzzRead(t *testing.T, name string, b []byte, read func(path string) ([]Document, error)) {
-	path := filepath.Join(t.TempDir(), name)
+// fuzzRead writes b to the file path (one per fuzz target and process,
+// overwritten by every input) and reads it with read, failing on a large
+// allocation. Panics fail the fuzzer by themselves.
+func fuzzRead(t *testing.T, path string, b []byte, read func(path string) ([]Document, error)) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +50,9 @@ func FuzzReadText(f *testing.F) {
 	f.Add([]byte("one paragraph\n\nanother one\n"))
 	f.Add([]byte("\uFEFFbom and \xff invalid"))
 	f.Add([]byte("  \n\t\n"))
+	path := filepath.Join(f.TempDir(), "corpus.txt")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fuzzRead(t, "corpus.txt", b, Open)
+		fuzzRead(t, path, b, Open)
 	})
 }
 
@@ -59,8 +60,9 @@ func FuzzReadJSONL(f *testing.F) {
 	f.Add([]byte(jsonlSample))
 	f.Add([]byte(`{"text": "x", "meta": "{\"redpajama_set_name\": 3}"}`))
 	f.Add([]byte("{\"text\": \"no newline\"}"))
+	path := filepath.Join(f.TempDir(), "corpus.jsonl")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fuzzRead(t, "corpus.jsonl", b, ReadJSONL)
+		fuzzRead(t, path, b, ReadJSONL)
 	})
 }
 
@@ -72,8 +74,9 @@ func FuzzReadJSONLZst(f *testing.F) {
 	f.Add(enc.EncodeAll([]byte(jsonlSample), nil))
 	f.Add(enc.EncodeAll([]byte(`{"text": "a"}`+"\n"), nil)[:10])
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd})
+	path := filepath.Join(f.TempDir(), "corpus.jsonl.zst")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fuzzRead(t, "corpus.jsonl.zst", b, ReadJSONL)
+		fuzzRead(t, path, b, ReadJSONL)
 	})
 }
 
@@ -89,8 +92,9 @@ func FuzzReadParquet(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte("PAR1\x00\x00\x00\x00PAR1"))
+	path := filepath.Join(f.TempDir(), "corpus.parquet")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fuzzRead(t, "corpus.parquet", b, ReadParquet)
+		fuzzRead(t, path, b, ReadParquet)
 	})
 }
 
@@ -105,7 +109,8 @@ func FuzzReadLLMC(f *testing.F) {
 	body = binary.LittleEndian.AppendUint16(body, 11)
 	f.Add(append(bytes.Clone(hdr), body...))
 	f.Add(hdr[:100])
+	path := filepath.Join(f.TempDir(), "tokens.bin")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fuzzRead(t, "tokens.bin", b, ReadLLMC)
+		fuzzRead(t, path, b, ReadLLMC)
 	})
 }
