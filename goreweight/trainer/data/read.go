@@ -298,8 +298,10 @@ func cutAt(s string, max int) int {
 // JSON object encoded as a string, as some dumps do); failing that a string
 // field "domain"; failing that UnknownDomain. Blank lines and records with
 // empty text are skipped. A line that is not such an object gives an error
-// naming the file and the line number; a corrupt or truncated zstd stream an
-// error naming the file, the line and the decompressed byte offset.
+// naming the file and the line number, as does a line longer than 64 MiB
+// (so that a small compressed file cannot make one huge allocation); a
+// corrupt or truncated zstd stream an error naming the file, the line and
+// the decompressed byte offset.
 func ReadJSONL(path string) ([]Document, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -321,7 +323,10 @@ func ReadJSONL(path string) ([]Document, error) {
 	var docs []Document
 	var off int64 // byte offset of the current line (decompressed)
 	for line := 1; ; line++ {
-		b, err := br.ReadBytes('\n')
+		b, err := readLine(br, maxJSONLLine)
+		if errors.Is(err, errLongLine) {
+			return nil, fmt.Errorf("data: %s: line %d (byte offset %d) is longer than %d MiB: not JSON Lines, or a record too large to hold", path, line, off, maxJSONLLine>>20)
+		}
 		if err != nil && err != io.EOF {
 			if compressed {
 				return nil, fmt.Errorf("data: %s: line %d, decompressed byte offset %d (compressed offset about %d): corrupt or truncated zstd stream: %w",
@@ -346,6 +351,28 @@ func ReadJSONL(path string) ([]Document, error) {
 		}
 	}
 	return docs, nil
+}
+
+// maxJSONLLine bounds one JSON Lines record, so that a small compressed
+// file cannot make one huge allocation (a variable for the tests).
+var maxJSONLLine = 64 << 20
+
+var errLongLine = errors.New("line too long")
+
+// readLine reads up to and including the next '\n', like ReadBytes, but
+// returns errLongLine once the line passes max bytes.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) > max {
+			return nil, errLongLine
+		}
+		line = append(line, chunk...)
+		if err != bufio.ErrBufferFull {
+			return line, err
+		}
+	}
 }
 
 type countingReader struct {

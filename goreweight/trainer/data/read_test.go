@@ -375,3 +375,28 @@ func TestOpenMixedDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestReadJSONLLongLine: a line past maxJSONLLine is an error naming the
+// line, not a huge allocation (a few KiB of zstd can expand to GBs); lines
+// up to the bound, spanning many buffer fills, read whole.
+func TestReadJSONLLongLine(t *testing.T) {
+	old := maxJSONLLine
+	maxJSONLLine = 3 << 20
+	defer func() { maxJSONLLine = old }()
+	dir := t.TempDir()
+	long := `{"text": "` + strings.Repeat("a", 2<<20+17) + `"}`
+	ok := filepath.Join(dir, "ok.jsonl.zst")
+	writeFile(t, ok, zstdBytes(t, []byte(`{"text": "short"}`+"\n"+long+"\n")))
+	docs, err := Open(ok)
+	if err != nil || len(docs) != 2 || len(docs[1].Text) != 2<<20+17 {
+		t.Fatalf("lines under the bound: %d docs, %v", len(docs), err)
+	}
+	bomb := filepath.Join(dir, "bomb.jsonl.zst")
+	zb := zstdBytes(t, []byte(`{"text": "short"}`+"\n"+strings.Repeat("a", 4<<20)))
+	if len(zb) > 64<<10 {
+		t.Fatalf("compressed to %d bytes", len(zb))
+	}
+	writeFile(t, bomb, zb)
+	_, err = Open(bomb)
+	wantErr(t, err, bomb, "line 2", "longer than 3 MiB")
+}
