@@ -174,8 +174,9 @@ func exportHF(dir string, sm *train.SavedModel) ([]string, error) {
 		}
 		return write(name, func(w io.Writer) error { _, err := w.Write(append(b, '\n')); return err })
 	}
+	byteTok := sm.Config.Tokenizer == data.TokenizerByte
 	switch sm.Config.Tokenizer {
-	case data.TokenizerGPT2:
+	case data.TokenizerGPT2, "r50k_base":
 		eot := int(data.GPT2EOT)
 		hc.BOSTokenID, hc.EOSTokenID = &eot, &eot
 		hc.GoreweightTokenizerDoc = `GPT-2 BPE (r50k_base): use AutoTokenizer.from_pretrained("gpt2")`
@@ -192,7 +193,7 @@ func exportHF(dir string, sm *train.SavedModel) ([]string, error) {
 	if err := writeJSON("config.json", hc); err != nil {
 		return nil, err
 	}
-	if sm.Config.Tokenizer == data.TokenizerByte {
+	if byteTok {
 		if err := writeJSON("tokenizer.json", byteTokenizerJSON()); err != nil {
 			return nil, err
 		}
