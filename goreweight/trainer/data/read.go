@@ -312,7 +312,7 @@ func ReadJSONL(path string) ([]Document, error) {
 	compressed := strings.HasSuffix(strings.ToLower(path), ".zst")
 	counter := &countingReader{r: f}
 	if compressed {
-		dec, err := zstd.NewReader(counter, zstd.WithDecoderConcurrency(1))
+		dec, err := zstd.NewReader(counter, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
 			return nil, fmt.Errorf("data: %s: zstd: %w", path, err)
 		}
@@ -329,8 +329,12 @@ func ReadJSONL(path string) ([]Document, error) {
 		}
 		if err != nil && err != io.EOF {
 			if compressed {
-				return nil, fmt.Errorf("data: %s: line %d, decompressed byte offset %d (compressed offset about %d): corrupt or truncated zstd stream: %w",
-					path, line, off+int64(len(b)), counter.n, err)
+				hint := "corrupt or truncated zstd stream"
+				if errors.Is(err, zstd.ErrWindowSizeExceeded) {
+					hint = fmt.Sprintf("zstd window over the %d MiB this reader allows (recompress without --ultra or --long above 25)", maxZstdWindow>>20)
+				}
+				return nil, fmt.Errorf("data: %s: line %d, decompressed byte offset %d (compressed offset about %d): %s: %w",
+					path, line, off+int64(len(b)), counter.n, hint, err)
 			}
 			return nil, fmt.Errorf("data: %s: line %d, byte offset %d: %w", path, line, off+int64(len(b)), err)
 		}
@@ -352,6 +356,12 @@ func ReadJSONL(path string) ([]Document, error) {
 	}
 	return docs, nil
 }
+
+// maxZstdWindow bounds the zstd window, which the decoder allocates as a
+// frame header declares: 32 MiB holds every standard level up to 19
+// (8 MiB) and --long=25; larger windows (--ultra, --long=27) are refused
+// with an error, so that 12 bytes of header cannot allocate 128 MiB.
+const maxZstdWindow = 32 << 20
 
 // maxJSONLLine bounds one JSON Lines record, so that a small compressed
 // file cannot make one huge allocation (a variable for the tests).

@@ -400,3 +400,13 @@ func TestReadJSONLLongLine(t *testing.T) {
 	_, err = Open(bomb)
 	wantErr(t, err, bomb, "line 2", "longer than 3 MiB")
 }
+
+// TestReadJSONLZstWindow: a zstd frame header declaring a huge window (12
+// bytes, found by FuzzReadJSONLZst, made the decoder allocate 65 MiB) is
+// refused with an error that says why.
+func TestReadJSONLZstWindow(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "w.jsonl.zst")
+	writeFile(t, p, []byte("(\xb5/\xfdD\x800020\x030"))
+	_, err := Open(p)
+	wantErr(t, err, p, "zstd window over the 32 MiB")
+}
