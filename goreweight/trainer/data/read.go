@@ -18,6 +18,28 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
+// ErrData is matched (errors.Is) by every error of the readers about a
+// file's content: invalid UTF-8 or JSON, a corrupt or truncated zstd
+// stream or Parquet file, a bad llm.c header, a record too large. Errors
+// opening or reading a file wrap fs errors instead (*fs.PathError).
+var ErrData = errors.New("data: invalid data")
+
+// dataError marks a reader's error as ErrData, its message unchanged.
+type dataError struct{ err error }
+
+func (e *dataError) Error() string        { return e.err.Error() }
+func (e *dataError) Unwrap() error        { return e.err }
+func (e *dataError) Is(target error) bool { return target == ErrData }
+
+// classify marks err as ErrData unless it is a file system error.
+func classify(docs []Document, err error) ([]Document, error) {
+	var pe *fs.PathError
+	if err == nil || errors.As(err, &pe) || errors.Is(err, ErrData) {
+		return docs, err
+	}
+	return nil, &dataError{err}
+}
+
 // BuiltinPath is the path Open reads as the built-in corpus.
 const BuiltinPath = "builtin"
 
@@ -40,7 +62,9 @@ const TextDocBytes = 8 << 10
 //   - any other file: plain UTF-8 text, split into documents of whole
 //     blank-line-separated paragraphs of at most TextDocBytes bytes (see
 //     SplitText); an invalid byte is an error naming its offset.
-func Open(path string) ([]Document, error) {
+func Open(path string) ([]Document, error) { return classify(open(path)) }
+
+func open(path string) ([]Document, error) {
 	if path == BuiltinPath {
 		docs, _, err := Builtin(DefaultBuiltinConfig())
 		return docs, err
@@ -67,9 +91,9 @@ func Open(path string) ([]Document, error) {
 func readFile(path, domain string) ([]Document, error) {
 	switch fileFormat(path) {
 	case formatJSONL:
-		return ReadJSONL(path)
+		return readJSONL(path)
 	case formatParquet:
-		return ReadParquet(path)
+		return readParquet(path)
 	case formatLLMC:
 		return readLLMC(path, domain)
 	}
@@ -302,7 +326,9 @@ func cutAt(s string, max int) int {
 // (so that a small compressed file cannot make one huge allocation); a
 // corrupt or truncated zstd stream an error naming the file, the line and
 // the decompressed byte offset.
-func ReadJSONL(path string) ([]Document, error) {
+func ReadJSONL(path string) ([]Document, error) { return classify(readJSONL(path)) }
+
+func readJSONL(path string) ([]Document, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("data: %w", err)
@@ -466,7 +492,7 @@ const (
 // count that does not match the file size, or a token outside the GPT-2
 // vocabulary gives an error naming the file and the byte offset.
 func ReadLLMC(path string) ([]Document, error) {
-	return readLLMC(path, stem(path))
+	return classify(readLLMC(path, stem(path)))
 }
 
 func readLLMC(path, domain string) ([]Document, error) {

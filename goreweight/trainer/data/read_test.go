@@ -3,7 +3,9 @@ package data
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -409,4 +411,35 @@ func TestReadJSONLZstWindow(t *testing.T) {
 	writeFile(t, p, []byte("(\xb5/\xfdD\x800020\x030"))
 	_, err := Open(p)
 	wantErr(t, err, p, "zstd window over the 32 MiB")
+}
+
+// TestErrorClasses: content errors of every reader match ErrData; a
+// missing file is an fs error and not ErrData.
+func TestErrorClasses(t *testing.T) {
+	dir := t.TempDir()
+	cases := map[string][]byte{
+		"bad.txt":         []byte("ok \xff"),
+		"bad.jsonl":       []byte("{nope\n"),
+		"bad.jsonl.zst":   []byte("(\xb5/\xfd garbage"),
+		"bad.parquet":     []byte("PAR1 not really PAR1"),
+		"bad.bin":         make([]byte, 1024),
+		"sub/in-dir.json": []byte("\xfe"), // through the directory walk
+	}
+	for name, b := range cases {
+		p := filepath.Join(dir, name)
+		writeFile(t, p, b)
+		if _, err := Open(p); !errors.Is(err, ErrData) {
+			t.Errorf("%s: %v does not match ErrData", name, err)
+		}
+	}
+	if _, err := Open(filepath.Join(dir, "sub")); !errors.Is(err, ErrData) {
+		t.Errorf("directory: %v does not match ErrData", err)
+	}
+	if _, err := ReadJSONL(filepath.Join(dir, "bad.jsonl")); !errors.Is(err, ErrData) {
+		t.Errorf("ReadJSONL: %v", err)
+	}
+	_, err := Open(filepath.Join(dir, "missing.txt"))
+	if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrData) {
+		t.Errorf("missing file: %v", err)
+	}
 }
