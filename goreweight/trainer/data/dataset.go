@@ -137,65 +137,87 @@ var kindIndex = func() map[string]uint8 {
 // whose Tokens come from another tokenizer or fall outside the vocabulary,
 // or no window at all.
 func NewDataset(docs []Document, tok Tokenizer, cfg DatasetConfig) (*Dataset, error) {
+	if err := checkDatasetArgs(docs, tok, cfg); err != nil {
+		return nil, err
+	}
+	ds := &Dataset{tok: tok, cfg: cfg}
+	domainIdx := ds.indexDomains(docs)
+	toks, err := tokenizeAll(docs, tok)
+	if err != nil {
+		return nil, err
+	}
+	if err := ds.cutWindows(docs, toks, domainIdx); err != nil {
+		return nil, err
+	}
+	ds.split()
+	ds.addNoise(tok.VocabSize())
+	ds.countWindows()
+	ds.fp = ds.fingerprint()
+	return ds, nil
+}
+
+// checkDatasetArgs reports the first problem with NewDataset's arguments.
+func checkDatasetArgs(docs []Document, tok Tokenizer, cfg DatasetConfig) error {
 	if tok == nil {
-		return nil, errors.New("data: NewDataset: nil tokenizer")
+		return errors.New("data: NewDataset: nil tokenizer")
 	}
 	if cfg.SeqLen < 1 || cfg.SeqLen > 1<<20 {
-		return nil, fmt.Errorf("data: NewDataset: SeqLen %d must be in [1, %d]", cfg.SeqLen, 1<<20)
+		return fmt.Errorf("data: NewDataset: SeqLen %d must be in [1, %d]", cfg.SeqLen, 1<<20)
 	}
 	if !(cfg.ValFraction >= 0 && cfg.ValFraction < 1) {
-		return nil, fmt.Errorf("data: NewDataset: ValFraction %v must be in [0, 1)", cfg.ValFraction)
+		return fmt.Errorf("data: NewDataset: ValFraction %v must be in [0, 1)", cfg.ValFraction)
 	}
 	if !(cfg.NoiseFraction >= 0 && cfg.NoiseFraction < 1) {
-		return nil, fmt.Errorf("data: NewDataset: NoiseFraction %v must be in [0, 1)", cfg.NoiseFraction)
+		return fmt.Errorf("data: NewDataset: NoiseFraction %v must be in [0, 1)", cfg.NoiseFraction)
 	}
 	if len(docs) == 0 {
-		return nil, errors.New("data: NewDataset: no documents")
+		return errors.New("data: NewDataset: no documents")
 	}
-	vocab := tok.VocabSize()
-	ds := &Dataset{tok: tok, cfg: cfg}
+	return nil
+}
 
-	// Domains, sorted.
+// indexDomains sets the sorted domain names and their empty statistics,
+// and returns each name's index.
+func (ds *Dataset) indexDomains(docs []Document) map[string]int {
 	domainIdx := map[string]int{}
 	for i := range docs {
 		domainIdx[docDomain(docs[i])] = 0
 	}
 	ds.domains = sortedKeys(domainIdx)
-	for i, d := range ds.domains {
-		domainIdx[d] = i
-	}
 	ds.stats = make([]DomainStats, len(ds.domains))
 	for i, d := range ds.domains {
+		domainIdx[d] = i
 		ds.stats[i] = DomainStats{Name: d, ByKind: map[string]int{}}
 	}
+	return domainIdx
+}
 
-	toks, err := tokenizeAll(docs, tok)
-	if err != nil {
-		return nil, err
-	}
+// packKey names a pack: the leftover tokens of one domain and kind.
+type packKey struct {
+	domain int
+	kind   uint8
+}
 
-	// Cut windows.
-	T := cfg.SeqLen
+// pack collects the tails of documents too short for another window, with
+// the document of each token, until they fill one.
+type pack struct {
+	toks []int32
+	docs []int32
+}
+
+// cutWindows cuts every document's tokens (toks[i] of docs[i]) into
+// windows of SeqLen+1 tokens overlapping by one, text documents of the
+// real and duplicate kinds led by the tokenizer's end-of-text token if it
+// has one. Tails shorter than a window are packed with the tails of the
+// same domain and kind. It fills the per-domain document and text counts.
+func (ds *Dataset) cutWindows(docs []Document, toks [][]int32, domainIdx map[string]int) error {
+	T := ds.cfg.SeqLen
 	W := T + 1
 	var sep []int32
-	if e, ok := tok.(interface{ EOT() int32 }); ok {
+	if e, ok := ds.tok.(interface{ EOT() int32 }); ok {
 		sep = []int32{e.EOT()}
 	}
-	type packKey struct {
-		domain int
-		kind   uint8
-	}
-	type pack struct {
-		toks []int32
-		docs []int32 // document of each token
-	}
 	packs := map[packKey]*pack{}
-	emit := func(w []int32, domain int, kind uint8, doc int32) {
-		ds.tokens = append(ds.tokens, w...)
-		ds.domain = append(ds.domain, int32(domain))
-		ds.kind = append(ds.kind, kind)
-		ds.doc = append(ds.doc, doc)
-	}
 	for i := range docs {
 		d := &docs[i]
 		dom := domainIdx[docDomain(*d)]
@@ -211,7 +233,7 @@ func NewDataset(docs []Document, tok Tokenizer, cfg DatasetConfig) (*Dataset, er
 		}
 		start := 0
 		for ; start+W <= len(t); start += T {
-			emit(t[start:start+W], dom, kind, int32(d.ID))
+			ds.emit(t[start:start+W], dom, kind, int32(d.ID))
 		}
 		rest := t[start:]
 		if len(rest) == 0 || (start > 0 && len(rest) == 1) {
@@ -229,25 +251,35 @@ func NewDataset(docs []Document, tok Tokenizer, cfg DatasetConfig) (*Dataset, er
 		}
 		s := 0
 		for ; s+W <= len(p.toks); s += T {
-			emit(p.toks[s:s+W], dom, kind, p.docs[s])
+			ds.emit(p.toks[s:s+W], dom, kind, p.docs[s])
 		}
 		if s > 0 {
 			p.toks = append(p.toks[:0], p.toks[s:]...)
 			p.docs = append(p.docs[:0], p.docs[s:]...)
 		}
 	}
-	n := len(ds.domain)
-	if n == 0 {
+	if len(ds.domain) == 0 {
 		total := 0
 		for _, t := range toks {
 			total += len(t)
 		}
-		return nil, fmt.Errorf("data: NewDataset: no window of SeqLen+1 = %d tokens: the %d documents hold %d tokens, and no document, nor a pack of one domain and kind, reaches %d", W, len(docs), total, W)
+		return fmt.Errorf("data: NewDataset: no window of SeqLen+1 = %d tokens: the %d documents hold %d tokens, and no document, nor a pack of one domain and kind, reaches %d", W, len(docs), total, W)
 	}
+	return nil
+}
 
-	ds.split()
-	ds.addNoise(vocab)
-	for i := range n {
+// emit appends a window of domain, kind and first document doc.
+func (ds *Dataset) emit(w []int32, domain int, kind uint8, doc int32) {
+	ds.tokens = append(ds.tokens, w...)
+	ds.domain = append(ds.domain, int32(domain))
+	ds.kind = append(ds.kind, kind)
+	ds.doc = append(ds.doc, doc)
+}
+
+// countWindows fills the per-domain window counts, once split and noise
+// are known.
+func (ds *Dataset) countWindows() {
+	for i := range ds.domain {
 		s := &ds.stats[ds.domain[i]]
 		s.Windows++
 		s.ByKind[Kinds[ds.kind[i]]]++
@@ -257,8 +289,6 @@ func NewDataset(docs []Document, tok Tokenizer, cfg DatasetConfig) (*Dataset, er
 			s.Train++
 		}
 	}
-	ds.fp = ds.fingerprint()
-	return ds, nil
 }
 
 func docDomain(d Document) string {
@@ -603,14 +633,6 @@ func (it *Iterator) NextIDs(b int) []int {
 // b < 1).
 func (it *Iterator) Next(b int) Batch {
 	return it.ds.batch(it.NextIDs(b))
-}
-
-// NextBatch returns the next b training windows: tokens and targets are
-// row-major b×T (targets are tokens shifted by one), ids the sample ids and
-// domains the domain indices of the rows.
-func (it *Iterator) NextBatch(b int) (tokens, targets []int32, ids []int, domains []int32) {
-	bt := it.Next(b)
-	return bt.Tokens, bt.Targets, bt.IDs, bt.Domains
 }
 
 // State returns the iterator's position.

@@ -217,7 +217,8 @@ func TestIteratorOrderAndResume(t *testing.T) {
 	// Two full epochs: each a permutation of the training ids.
 	var seen []int
 	for len(seen) < 2*n+B {
-		tokens, targets, ids, domains := it.NextBatch(B)
+		bt := it.Next(B)
+		tokens, targets, ids, domains := bt.Tokens, bt.Targets, bt.IDs, bt.Domains
 		if len(tokens) != B*16 || len(targets) != B*16 || len(ids) != B || len(domains) != B {
 			t.Fatalf("batch shapes %d %d %d %d", len(tokens), len(targets), len(ids), len(domains))
 		}

@@ -30,7 +30,9 @@ var domainColumns = []string{"meta.redpajama_set_name", "redpajama_set_name", "d
 // A file that is not Parquet or is truncated gives an error naming the file
 // and the byte offset of the bad magic or footer; one that fails while its
 // pages are decoded gives an error naming the file and the row.
-func ReadParquet(path string) (docs []Document, err error) {
+func ReadParquet(path string) ([]Document, error) { return classify(readParquet(path)) }
+
+func readParquet(path string) (docs []Document, err error) {
 	if err := checkParquetFrame(path); err != nil {
 		return nil, err
 	}

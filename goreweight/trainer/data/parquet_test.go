@@ -26,7 +26,7 @@ func strp(s string) *string { return &s }
 // meta struct<redpajama_set_name, extra>), "flat" (a column named
 // "meta.redpajama_set_name"), "domain" (a column "domain"), "json" (meta as a
 // JSON string), "none" (no domain column). Row groups hold rowGroup rows.
-func writeParquet(t *testing.T, path, layout string, rows []pqRow, rowGroup int64) {
+func writeParquet(t testing.TB, path, layout string, rows []pqRow, rowGroup int64) {
 	t.Helper()
 	mem := memory.NewGoAllocator()
 	fields := []arrow.Field{{Name: "text", Type: arrow.BinaryTypes.String, Nullable: true}}

@@ -18,10 +18,32 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
+// ErrData is matched (errors.Is) by every error of the readers about a
+// file's content: invalid UTF-8 or JSON, a corrupt or truncated zstd
+// stream or Parquet file, a bad llm.c header, a record too large. Errors
+// opening or reading a file wrap fs errors instead (*fs.PathError).
+var ErrData = errors.New("data: invalid data")
+
+// dataError marks a reader's error as ErrData, its message unchanged.
+type dataError struct{ err error }
+
+func (e *dataError) Error() string        { return e.err.Error() }
+func (e *dataError) Unwrap() error        { return e.err }
+func (e *dataError) Is(target error) bool { return target == ErrData }
+
+// classify marks err as ErrData unless it is a file system error.
+func classify(docs []Document, err error) ([]Document, error) {
+	var pe *fs.PathError
+	if err == nil || errors.As(err, &pe) || errors.Is(err, ErrData) {
+		return docs, err
+	}
+	return nil, &dataError{err}
+}
+
 // BuiltinPath is the path Open reads as the built-in corpus.
 const BuiltinPath = "builtin"
 
-// TextDocBytes is the largest document, in bytes, that ReadText makes from a
+// TextDocBytes is the largest document, in bytes, that Open makes from a
 // plain text file.
 const TextDocBytes = 8 << 10
 
@@ -37,8 +59,12 @@ const TextDocBytes = 8 << 10
 //   - *.jsonl, *.jsonl.zst: ReadJSONL.
 //   - *.parquet: ReadParquet.
 //   - *.bin: ReadLLMC.
-//   - any other file: ReadText (domain: the file name stem).
-func Open(path string) ([]Document, error) {
+//   - any other file: plain UTF-8 text, split into documents of whole
+//     blank-line-separated paragraphs of at most TextDocBytes bytes (see
+//     SplitText); an invalid byte is an error naming its offset.
+func Open(path string) ([]Document, error) { return classify(open(path)) }
+
+func open(path string) ([]Document, error) {
 	if path == BuiltinPath {
 		docs, _, err := Builtin(DefaultBuiltinConfig())
 		return docs, err
@@ -65,9 +91,9 @@ func Open(path string) ([]Document, error) {
 func readFile(path, domain string) ([]Document, error) {
 	switch fileFormat(path) {
 	case formatJSONL:
-		return ReadJSONL(path)
+		return readJSONL(path)
 	case formatParquet:
-		return ReadParquet(path)
+		return readParquet(path)
 	case formatLLMC:
 		return readLLMC(path, domain)
 	}
@@ -159,30 +185,11 @@ func readDir(root string) ([]Document, error) {
 	return docs, nil
 }
 
-// ReadText reads a plain UTF-8 text file, or every file under a directory as
-// Open does, and splits each file into documents of whole
-// blank-line-separated paragraphs of at most TextDocBytes bytes (see
-// SplitText). The domain of a single file is its name stem. A file that is
-// not valid UTF-8 gives an error naming the file and the byte offset of the
-// first invalid byte.
-func ReadText(path string) ([]Document, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("data: %w", err)
-	}
-	var docs []Document
-	if st.IsDir() {
-		docs, err = readDir(path)
-	} else {
-		docs, err = readTextFile(path, stem(path))
-	}
-	if err != nil {
-		return nil, err
-	}
-	renumber(docs)
-	return docs, nil
-}
-
+// readTextFile reads a plain UTF-8 text file and splits it into documents
+// of whole blank-line-separated paragraphs of at most TextDocBytes bytes
+// (see SplitText), of the given domain. A file that is not valid UTF-8
+// gives an error naming the file and the byte offset of the first invalid
+// byte.
 func readTextFile(path, domain string) ([]Document, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -315,9 +322,13 @@ func cutAt(s string, max int) int {
 // JSON object encoded as a string, as some dumps do); failing that a string
 // field "domain"; failing that UnknownDomain. Blank lines and records with
 // empty text are skipped. A line that is not such an object gives an error
-// naming the file and the line number; a corrupt or truncated zstd stream an
-// error naming the file, the line and the decompressed byte offset.
-func ReadJSONL(path string) ([]Document, error) {
+// naming the file and the line number, as does a line longer than 64 MiB
+// (so that a small compressed file cannot make one huge allocation); a
+// corrupt or truncated zstd stream an error naming the file, the line and
+// the decompressed byte offset.
+func ReadJSONL(path string) ([]Document, error) { return classify(readJSONL(path)) }
+
+func readJSONL(path string) ([]Document, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("data: %w", err)
@@ -327,7 +338,7 @@ func ReadJSONL(path string) ([]Document, error) {
 	compressed := strings.HasSuffix(strings.ToLower(path), ".zst")
 	counter := &countingReader{r: f}
 	if compressed {
-		dec, err := zstd.NewReader(counter, zstd.WithDecoderConcurrency(1))
+		dec, err := zstd.NewReader(counter, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
 			return nil, fmt.Errorf("data: %s: zstd: %w", path, err)
 		}
@@ -338,11 +349,18 @@ func ReadJSONL(path string) ([]Document, error) {
 	var docs []Document
 	var off int64 // byte offset of the current line (decompressed)
 	for line := 1; ; line++ {
-		b, err := br.ReadBytes('\n')
+		b, err := readLine(br, maxJSONLLine)
+		if errors.Is(err, errLongLine) {
+			return nil, fmt.Errorf("data: %s: line %d (byte offset %d) is longer than %d MiB: not JSON Lines, or a record too large to hold", path, line, off, maxJSONLLine>>20)
+		}
 		if err != nil && err != io.EOF {
 			if compressed {
-				return nil, fmt.Errorf("data: %s: line %d, decompressed byte offset %d (compressed offset about %d): corrupt or truncated zstd stream: %w",
-					path, line, off+int64(len(b)), counter.n, err)
+				hint := "corrupt or truncated zstd stream"
+				if errors.Is(err, zstd.ErrWindowSizeExceeded) {
+					hint = fmt.Sprintf("zstd window over the %d MiB this reader allows (recompress without --ultra or --long above 25)", maxZstdWindow>>20)
+				}
+				return nil, fmt.Errorf("data: %s: line %d, decompressed byte offset %d (compressed offset about %d): %s: %w",
+					path, line, off+int64(len(b)), counter.n, hint, err)
 			}
 			return nil, fmt.Errorf("data: %s: line %d, byte offset %d: %w", path, line, off+int64(len(b)), err)
 		}
@@ -363,6 +381,34 @@ func ReadJSONL(path string) ([]Document, error) {
 		}
 	}
 	return docs, nil
+}
+
+// maxZstdWindow bounds the zstd window, which the decoder allocates as a
+// frame header declares: 32 MiB holds every standard level up to 19
+// (8 MiB) and --long=25; larger windows (--ultra, --long=27) are refused
+// with an error, so that 12 bytes of header cannot allocate 128 MiB.
+const maxZstdWindow = 32 << 20
+
+// maxJSONLLine bounds one JSON Lines record, so that a small compressed
+// file cannot make one huge allocation (a variable for the tests).
+var maxJSONLLine = 64 << 20
+
+var errLongLine = errors.New("line too long")
+
+// readLine reads up to and including the next '\n', like ReadBytes, but
+// returns errLongLine once the line passes max bytes.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) > max {
+			return nil, errLongLine
+		}
+		line = append(line, chunk...)
+		if err != bufio.ErrBufferFull {
+			return line, err
+		}
+	}
 }
 
 type countingReader struct {
@@ -446,7 +492,7 @@ const (
 // count that does not match the file size, or a token outside the GPT-2
 // vocabulary gives an error naming the file and the byte offset.
 func ReadLLMC(path string) ([]Document, error) {
-	return readLLMC(path, stem(path))
+	return classify(readLLMC(path, stem(path)))
 }
 
 func readLLMC(path, domain string) ([]Document, error) {

@@ -3,7 +3,9 @@ package data
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,7 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-func writeFile(t *testing.T, path string, b []byte) {
+func writeFile(t testing.TB, path string, b []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -89,7 +91,7 @@ func TestSplitText(t *testing.T) {
 
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
 
-func TestReadTextDirectory(t *testing.T) {
+func TestOpenTextDirectory(t *testing.T) {
 	root := t.TempDir()
 	files := map[string]string{
 		"notes.txt":             "top level file\n\nsecond paragraph\n",
@@ -138,7 +140,7 @@ func TestReadTextDirectory(t *testing.T) {
 		}
 	}
 	// A single file: domain is its stem; long files split.
-	one, err := ReadText(filepath.Join(root, "books/moby.md"))
+	one, err := Open(filepath.Join(root, "books/moby.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +149,7 @@ func TestReadTextDirectory(t *testing.T) {
 	}
 }
 
-func TestReadTextInvalidUTF8(t *testing.T) {
+func TestOpenTextInvalidUTF8(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "bad.txt")
 	writeFile(t, p, []byte("fine text\xff\xfe more"))
@@ -373,5 +375,71 @@ func TestOpenMixedDirectory(t *testing.T) {
 		if domains[d] == 0 {
 			t.Errorf("domain %q missing: %v", d, domains)
 		}
+	}
+}
+
+// TestReadJSONLLongLine: a line past maxJSONLLine is an error naming the
+// line, not a huge allocation (a few KiB of zstd can expand to GBs); lines
+// up to the bound, spanning many buffer fills, read whole.
+func TestReadJSONLLongLine(t *testing.T) {
+	old := maxJSONLLine
+	maxJSONLLine = 3 << 20
+	defer func() { maxJSONLLine = old }()
+	dir := t.TempDir()
+	long := `{"text": "` + strings.Repeat("a", 2<<20+17) + `"}`
+	ok := filepath.Join(dir, "ok.jsonl.zst")
+	writeFile(t, ok, zstdBytes(t, []byte(`{"text": "short"}`+"\n"+long+"\n")))
+	docs, err := Open(ok)
+	if err != nil || len(docs) != 2 || len(docs[1].Text) != 2<<20+17 {
+		t.Fatalf("lines under the bound: %d docs, %v", len(docs), err)
+	}
+	bomb := filepath.Join(dir, "bomb.jsonl.zst")
+	zb := zstdBytes(t, []byte(`{"text": "short"}`+"\n"+strings.Repeat("a", 4<<20)))
+	if len(zb) > 64<<10 {
+		t.Fatalf("compressed to %d bytes", len(zb))
+	}
+	writeFile(t, bomb, zb)
+	_, err = Open(bomb)
+	wantErr(t, err, bomb, "line 2", "longer than 3 MiB")
+}
+
+// TestReadJSONLZstWindow: a zstd frame header declaring a huge window (12
+// bytes, found by FuzzReadJSONLZst, made the decoder allocate 65 MiB) is
+// refused with an error that says why.
+func TestReadJSONLZstWindow(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "w.jsonl.zst")
+	writeFile(t, p, []byte("(\xb5/\xfdD\x800020\x030"))
+	_, err := Open(p)
+	wantErr(t, err, p, "zstd window over the 32 MiB")
+}
+
+// TestErrorClasses: content errors of every reader match ErrData; a
+// missing file is an fs error and not ErrData.
+func TestErrorClasses(t *testing.T) {
+	dir := t.TempDir()
+	cases := map[string][]byte{
+		"bad.txt":         []byte("ok \xff"),
+		"bad.jsonl":       []byte("{nope\n"),
+		"bad.jsonl.zst":   []byte("(\xb5/\xfd garbage"),
+		"bad.parquet":     []byte("PAR1 not really PAR1"),
+		"bad.bin":         make([]byte, 1024),
+		"sub/in-dir.json": []byte("\xfe"), // through the directory walk
+	}
+	for name, b := range cases {
+		p := filepath.Join(dir, name)
+		writeFile(t, p, b)
+		if _, err := Open(p); !errors.Is(err, ErrData) {
+			t.Errorf("%s: %v does not match ErrData", name, err)
+		}
+	}
+	if _, err := Open(filepath.Join(dir, "sub")); !errors.Is(err, ErrData) {
+		t.Errorf("directory: %v does not match ErrData", err)
+	}
+	if _, err := ReadJSONL(filepath.Join(dir, "bad.jsonl")); !errors.Is(err, ErrData) {
+		t.Errorf("ReadJSONL: %v", err)
+	}
+	_, err := Open(filepath.Join(dir, "missing.txt"))
+	if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrData) {
+		t.Errorf("missing file: %v", err)
 	}
 }

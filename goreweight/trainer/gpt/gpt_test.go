@@ -3,6 +3,7 @@ package gpt
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -468,15 +469,16 @@ func TestSaveLoadParams(t *testing.T) {
 	flipped[len(flipped)/2] ^= 0x10
 	check("corrupt", flipped, m2, "checksum")
 	badMagic := append([]byte(nil), raw...)
-	badMagic[0] = 'X'
-	check("magic", badMagic, m2, "bad magic")
-	badVersion := append([]byte(nil), raw...)
-	badVersion[8] = 9
-	check("version", badVersion, m2, "version 9")
-	badHeader := append([]byte(nil), raw...)
-	badHeader[12+4*2] ^= 0x40 // Layers: 2 -> 66
-	check("header", badHeader, m2, "header checksum")
-	if _, err := Load(bytes.NewReader(badHeader)); err == nil || !strings.Contains(err.Error(), "header checksum") {
+	badMagic[7] = 'X'
+	check("magic", badMagic, m2, "header length")
+	check("old format", append([]byte("GRWGPT\x1a\n"), raw...), m2, "version 1 format")
+	// A changed config in the metadata fails the checksum before it is used.
+	badHeader := bytes.Replace(raw, []byte(`"layers":"2"`), []byte(`"layers":"3"`), 1)
+	if bytes.Equal(badHeader, raw) {
+		t.Fatal("metadata not found in the file")
+	}
+	check("header", badHeader, m2, "checksum mismatch")
+	if _, err := Load(bytes.NewReader(badHeader)); !errors.Is(err, ErrParamsFile) || !strings.Contains(err.Error(), "checksum") {
 		t.Errorf("Load of a corrupt header: %v", err)
 	}
 	other := mustNew(t, Config{Vocab: 11, Seq: 8, Layers: 1, Heads: 2, Width: 8}, 1)

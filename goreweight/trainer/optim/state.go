@@ -1,194 +1,111 @@
 package optim
 
 import (
-	"bufio"
-	"encoding/binary"
-	"errors"
+	"bytes"
 	"fmt"
-	"hash/crc32"
 	"io"
-	"math"
+	"slices"
+	"strconv"
+
+	"github.com/goreweight/goreweight/goreweight/trainer/nn"
+	"github.com/goreweight/goreweight/goreweight/trainer/tensorfile"
 )
 
-// The AdamW state format, version 1. All integers little-endian, values
-// little-endian IEEE-754 float32:
+// The AdamW state is a safetensors file (package tensorfile) holding, for
+// each parameter NAME in the optimiser's order, its first and second
+// moments as "exp_avg.NAME" and "exp_avg_sq.NAME" (PyTorch's names) in the
+// parameter's shape, with the metadata
 //
-//	magic   8 bytes "GRWADAM\n"
-//	version uint32 = 1
-//	step    uint64: updates taken
-//	count   uint32: number of parameters, in the optimiser's order
-//	count times:
-//	  nameLen uint32, name (nameLen bytes)
-//	  n       uint64: number of elements
-//	  m       n×float32
-//	  v       n×float32
-//	crc     uint32: CRC-32 (IEEE) of every preceding byte
+//	format   "goreweight.adamw"
+//	version  "2"
+//	step     the number of updates taken, in decimal
 //
-// The hyperparameters are not part of the state: they come from the
-// caller's configuration when the optimiser is rebuilt, so a resumed run may
-// change, say, the weight decay.
+// plus tensorfile's checksum. The hyperparameters are not part of the
+// state: they come from the caller's configuration when the optimiser is
+// rebuilt, so a resumed run may change, say, the weight decay. Version 1
+// (a custom binary format, starting "GRWADAM") is no longer read.
 const (
-	stateMagic   = "GRWADAM\n"
-	stateVersion = 1
+	stateFormat   = "goreweight.adamw"
+	stateVersion  = "2"
+	stateOldMagic = "GRWADAM\n"
 )
+
+// ErrStateFile is wrapped by every error about an AdamW state file's
+// content. It Is tensorfile.ErrFormat.
+var ErrStateFile = tensorfile.NewErrFormat("optim: invalid AdamW state")
+
+// stateShape is the shape a parameter's moments are stored in: its own, or
+// flat when it has none that fits.
+func stateShape(p *nn.Param) []int {
+	n := 1
+	for _, d := range p.Shape {
+		n *= d
+	}
+	if len(p.Shape) == 0 || n != len(p.Data) {
+		return []int{len(p.Data)}
+	}
+	return p.Shape
+}
 
 // SaveState writes the step count and moments to w. It does not close w or
 // make the write atomic.
 func (o *AdamW) SaveState(w io.Writer) error {
-	bw := bufio.NewWriterSize(w, 1<<16)
-	crc := crc32.NewIEEE()
-	out := io.MultiWriter(bw, crc)
-	var err error
-	put := func(b []byte) {
-		if err == nil {
-			_, err = out.Write(b)
-		}
-	}
-	var b8 [8]byte
-	u32 := func(v uint32) { binary.LittleEndian.PutUint32(b8[:4], v); put(b8[:4]) }
-	u64 := func(v uint64) { binary.LittleEndian.PutUint64(b8[:], v); put(b8[:]) }
-	buf := make([]byte, 1<<14)
-	floats := func(x []float32) {
-		for len(x) > 0 {
-			n := min(len(x), len(buf)/4)
-			for i, v := range x[:n] {
-				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
-			}
-			put(buf[:4*n])
-			x = x[n:]
-		}
-	}
-	put([]byte(stateMagic))
-	u32(stateVersion)
-	u64(uint64(o.step))
-	u32(uint32(len(o.params)))
+	ts := make([]tensorfile.Tensor, 0, 2*len(o.params))
 	for k, p := range o.params {
-		u32(uint32(len(p.Name)))
-		put([]byte(p.Name))
-		u64(uint64(len(o.m[k])))
-		floats(o.m[k])
-		floats(o.v[k])
+		sh := stateShape(p)
+		ts = append(ts, tensorfile.Tensor{Name: "exp_avg." + p.Name, Shape: sh, Data: o.m[k]},
+			tensorfile.Tensor{Name: "exp_avg_sq." + p.Name, Shape: sh, Data: o.v[k]})
 	}
-	if err == nil {
-		binary.LittleEndian.PutUint32(b8[:4], crc.Sum32())
-		_, err = bw.Write(b8[:4])
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err != nil {
+	meta := map[string]string{"format": stateFormat, "version": stateVersion, "step": strconv.FormatInt(o.step, 10)}
+	if err := tensorfile.Write(w, ts, meta); err != nil {
 		return fmt.Errorf("optim: writing AdamW state: %w", err)
 	}
 	return nil
 }
 
 // LoadState reads a state written by SaveState for the same parameters (same
-// count, names and sizes, in order) and replaces the step count and moments.
-// On any error the optimiser is left unchanged.
+// count, names and shapes, in order) and replaces the step count and
+// moments. On any error the optimiser is left unchanged.
 func (o *AdamW) LoadState(r io.Reader) error {
-	br := bufio.NewReaderSize(r, 1<<16)
-	crc := crc32.NewIEEE()
-	read := func(b []byte) error {
-		if _, err := io.ReadFull(br, b); err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return errors.New("optim: AdamW state is truncated")
-			}
-			return fmt.Errorf("optim: reading AdamW state: %w", err)
-		}
-		crc.Write(b)
-		return nil
-	}
-	var b8 [8]byte
-	u32 := func() (uint32, error) {
-		err := read(b8[:4])
-		return binary.LittleEndian.Uint32(b8[:4]), err
-	}
-	u64 := func() (uint64, error) {
-		err := read(b8[:])
-		return binary.LittleEndian.Uint64(b8[:]), err
-	}
-	buf := make([]byte, 1<<14)
-	floats := func(x []float32) error {
-		for len(x) > 0 {
-			n := min(len(x), len(buf)/4)
-			if err := read(buf[:4*n]); err != nil {
-				return err
-			}
-			for i := range x[:n] {
-				x[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
-			}
-			x = x[n:]
-		}
-		return nil
-	}
-
-	magic := make([]byte, len(stateMagic))
-	if err := read(magic); err != nil {
-		return err
-	}
-	if string(magic) != stateMagic {
-		return errors.New("optim: not a goreweight AdamW state (bad magic)")
-	}
-	version, err := u32()
+	b, err := io.ReadAll(r)
 	if err != nil {
-		return err
+		return fmt.Errorf("optim: reading AdamW state: %w", err)
 	}
-	if version != stateVersion {
-		return fmt.Errorf("optim: AdamW state version %d, this build reads version %d", version, stateVersion)
+	if bytes.HasPrefix(b, []byte(stateOldMagic)) {
+		return fmt.Errorf("%w: it is in the version 1 format of goreweight before 2026-12, which this build no longer reads", ErrStateFile)
 	}
-	step, err := u64()
+	f, err := tensorfile.Decode(b)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrStateFile, err)
 	}
-	if step > math.MaxInt64 {
-		return fmt.Errorf("optim: AdamW state step %d is out of range", step)
+	if !f.Verified {
+		return fmt.Errorf("%w: it has no goreweight checksum (not written by SaveState)", ErrStateFile)
 	}
-	count, err := u32()
-	if err != nil {
-		return err
+	if f.Meta["format"] != stateFormat || f.Meta["version"] != stateVersion {
+		return fmt.Errorf("%w: format %q version %q, want %q version %s", ErrStateFile, f.Meta["format"], f.Meta["version"], stateFormat, stateVersion)
 	}
-	if int(count) != len(o.params) {
-		return fmt.Errorf("optim: AdamW state has %d parameters, the optimiser has %d", count, len(o.params))
+	step, err := strconv.ParseInt(f.Meta["step"], 10, 64)
+	if err != nil || step < 0 {
+		return fmt.Errorf("%w: step %q is not a count", ErrStateFile, f.Meta["step"])
+	}
+	if len(f.Tensors) != 2*len(o.params) {
+		return fmt.Errorf("%w: it has %d parameters, the optimiser has %d", ErrStateFile, len(f.Tensors)/2, len(o.params))
 	}
 	m := make([][]float32, len(o.params))
 	v := make([][]float32, len(o.params))
 	for k, p := range o.params {
-		nl, err := u32()
-		if err != nil {
-			return err
+		sh := stateShape(p)
+		for j, name := range []string{"exp_avg." + p.Name, "exp_avg_sq." + p.Name} {
+			t := f.Tensors[2*k+j]
+			if t.Name != name {
+				return fmt.Errorf("%w: tensor %q where the optimiser has %q", ErrStateFile, t.Name, name)
+			}
+			if !slices.Equal(t.Shape, sh) {
+				return fmt.Errorf("%w: tensor %q has shape %v, want %v", ErrStateFile, name, t.Shape, sh)
+			}
 		}
-		if int(nl) != len(p.Name) {
-			return fmt.Errorf("optim: AdamW state parameter %d has a name of length %d, want %q", k, nl, p.Name)
-		}
-		name := make([]byte, nl)
-		if err := read(name); err != nil {
-			return err
-		}
-		if string(name) != p.Name {
-			return fmt.Errorf("optim: AdamW state has parameter %q where the optimiser has %q", name, p.Name)
-		}
-		n, err := u64()
-		if err != nil {
-			return err
-		}
-		if n != uint64(len(p.Data)) {
-			return fmt.Errorf("optim: AdamW state parameter %q has %d elements, want %d", p.Name, n, len(p.Data))
-		}
-		m[k], v[k] = make([]float32, n), make([]float32, n)
-		if err := floats(m[k]); err != nil {
-			return err
-		}
-		if err := floats(v[k]); err != nil {
-			return err
-		}
+		m[k], v[k] = f.Tensors[2*k].Data, f.Tensors[2*k+1].Data
 	}
-	want := crc.Sum32()
-	if _, err := io.ReadFull(br, b8[:4]); err != nil {
-		return errors.New("optim: AdamW state is truncated (no checksum)")
-	}
-	if got := binary.LittleEndian.Uint32(b8[:4]); got != want {
-		return fmt.Errorf("optim: AdamW state checksum mismatch (stored %08x, computed %08x): the file is corrupt", got, want)
-	}
-	o.step, o.m, o.v = int64(step), m, v
+	o.step, o.m, o.v = step, m, v
 	return nil
 }

@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"runtime"
 
 	"github.com/goreweight/goreweight/goreweight"
@@ -13,24 +16,39 @@ import (
 	"github.com/goreweight/goreweight/goreweight/trainer/gpt"
 	"github.com/goreweight/goreweight/goreweight/trainer/nn"
 	"github.com/goreweight/goreweight/goreweight/trainer/optim"
+	"github.com/goreweight/goreweight/goreweight/trainer/tensorfile"
 )
 
 // A checkpoint is a zip archive (readable with any unzip tool), written
-// atomically, holding:
+// atomically, its entries stored uncompressed:
 //
-//	meta.json   checkpointMeta: format, strategy, step, config, reweighter
-//	            state, data iterator state, RNG state, timing
-//	model.bin   the GPT's parameters (gpt.Model.SaveParams)
-//	adamw.bin   the AdamW step count and moments (optim.AdamW.SaveState)
+//	meta.json          checkpointMeta: format, strategy, step, config,
+//	                   reweighter state, data iterator state, RNG state,
+//	                   timing
+//	model.safetensors  the GPT's parameters (gpt.Model.SaveParams)
+//	adamw.safetensors  the AdamW step count and moments (optim.AdamW.SaveState)
 //
-// Every entry carries a CRC-32, so a damaged file is detected on load.
+// Every zip entry carries a CRC-32 and each safetensors file its own
+// checksum, so a damaged file is detected on load. Python reads the
+// tensors with safetensors.numpy.load(zipfile.ZipFile(path).read(
+// "model.safetensors")). Format 1 (model.bin, adamw.bin) is not read.
 const (
 	checkpointName    = "checkpoint.zip"
-	checkpointFormat  = 1
+	checkpointFormat  = 2
 	checkpointMetaEnt = "meta.json"
-	checkpointModel   = "model.bin"
-	checkpointAdamW   = "adamw.bin"
+	checkpointModel   = "model.safetensors"
+	checkpointAdamW   = "adamw.safetensors"
 )
+
+// ErrCheckpoint is wrapped by every error about a checkpoint's content
+// (damaged, of another format, strategy or configuration). It Is
+// tensorfile.ErrFormat. Errors reading the file wrap fs errors instead.
+var ErrCheckpoint = tensorfile.NewErrFormat("train: invalid checkpoint")
+
+// checkpointErr wraps err, about the checkpoint at path, in ErrCheckpoint.
+func checkpointErr(path string, err error) error {
+	return fmt.Errorf("%w %s: %w", ErrCheckpoint, path, err)
+}
 
 // checkpointMeta is meta.json of a checkpoint.
 type checkpointMeta struct {
@@ -73,6 +91,10 @@ type trainState struct {
 	it    *data.Iterator
 }
 
+// checkpointWriteHook, when set (by tests), is called in the middle of
+// every checkpoint write, after the parameters and before the AdamW state.
+var checkpointWriteHook func()
+
 // saveCheckpoint writes the checkpoint atomically to path.
 func saveCheckpoint(path string, meta checkpointMeta, st trainState) error {
 	rws, err := st.rw.State()
@@ -107,6 +129,9 @@ func saveCheckpoint(path string, meta checkpointMeta, st trainState) error {
 			if err := e.write(f); err != nil {
 				return fmt.Errorf("%s: %w", e.name, err)
 			}
+			if e.name == checkpointModel && checkpointWriteHook != nil {
+				checkpointWriteHook()
+			}
 		}
 		return z.Close()
 	})
@@ -117,28 +142,40 @@ func readCheckpointMeta(z *zip.Reader, path string) (checkpointMeta, error) {
 	var meta checkpointMeta
 	b, err := readEntry(z, checkpointMetaEnt)
 	if err != nil {
-		return meta, fmt.Errorf("train: checkpoint %s: %w", path, err)
+		return meta, checkpointErr(path, err)
 	}
 	if err := json.Unmarshal(b, &meta); err != nil {
-		return meta, fmt.Errorf("train: checkpoint %s: %s: %w", path, checkpointMetaEnt, err)
+		return meta, checkpointErr(path, fmt.Errorf("%s: %w", checkpointMetaEnt, err))
 	}
 	if meta.Format != checkpointFormat {
-		return meta, fmt.Errorf("train: checkpoint %s has format %d, this build reads format %d", path, meta.Format, checkpointFormat)
+		return meta, checkpointErr(path, fmt.Errorf("format %d, this build reads format %d", meta.Format, checkpointFormat))
 	}
 	return meta, nil
 }
 
+// readEntry reads the stored (uncompressed) entry name of z. Checkpoints
+// store their entries, so a compressed one is refused: this bounds what
+// is read by the size of the file, whatever a damaged header claims.
 func readEntry(z *zip.Reader, name string) ([]byte, error) {
-	f, err := z.Open(name)
-	if err != nil {
-		return nil, fmt.Errorf("entry %s: %w", name, err)
+	for _, f := range z.File {
+		if f.Name != name {
+			continue
+		}
+		if f.Method != zip.Store {
+			return nil, fmt.Errorf("entry %s is compressed (method %d); checkpoints store their entries", name, f.Method)
+		}
+		r, err := f.Open()
+		if err != nil {
+			return nil, fmt.Errorf("entry %s: %w", name, err)
+		}
+		defer r.Close()
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return nil, fmt.Errorf("entry %s: %w", name, err)
+		}
+		return b, nil
 	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil, fmt.Errorf("entry %s: %w", name, err)
-	}
-	return b, nil
+	return nil, fmt.Errorf("entry %s: %w", name, fs.ErrNotExist)
 }
 
 // loadCheckpoint restores st from the checkpoint file content b. The
@@ -148,14 +185,14 @@ func readEntry(z *zip.Reader, name string) ([]byte, error) {
 func loadCheckpoint(b []byte, path, strategy string, want goreweight.Config, st trainState) (checkpointMeta, error) {
 	z, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
-		return checkpointMeta{}, fmt.Errorf("train: checkpoint %s is damaged or not a checkpoint: %w", path, err)
+		return checkpointMeta{}, checkpointErr(path, fmt.Errorf("damaged or not a checkpoint: %w", err))
 	}
 	meta, err := readCheckpointMeta(z, path)
 	if err != nil {
 		return meta, err
 	}
 	fail := func(err error) (checkpointMeta, error) {
-		return meta, fmt.Errorf("train: checkpoint %s: %w", path, err)
+		return meta, checkpointErr(path, err)
 	}
 	if meta.Strategy != strategy {
 		return fail(fmt.Errorf("it is for strategy %q, not %q", meta.Strategy, strategy))
@@ -197,4 +234,48 @@ func loadCheckpoint(b []byte, path, strategy string, want goreweight.Config, st 
 		return fail(err)
 	}
 	return meta, nil
+}
+
+// SavedModel is the model of a checkpoint with what it was trained with.
+type SavedModel struct {
+	// Model holds the parameters of the checkpoint.
+	Model *gpt.Model
+	// Strategy and Step are the checkpoint's strategy and optimiser steps.
+	Strategy string
+	Step     int
+	// Config is the run's configuration (Tokenizer names the tokenizer).
+	Config Config
+}
+
+// CheckpointPath returns the path of a strategy's checkpoint in a run
+// directory.
+func CheckpointPath(runDir, strategy string) string {
+	return filepath.Join(runDir, strategy, checkpointName)
+}
+
+// LoadModel reads the model of the checkpoint file at path (see
+// CheckpointPath), checking the archive and the parameter file's checksum;
+// the optimiser state is not read.
+func LoadModel(path string) (*SavedModel, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	z, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, checkpointErr(path, fmt.Errorf("damaged or not a checkpoint: %w", err))
+	}
+	meta, err := readCheckpointMeta(z, path)
+	if err != nil {
+		return nil, err
+	}
+	mb, err := readEntry(z, checkpointModel)
+	if err != nil {
+		return nil, checkpointErr(path, err)
+	}
+	m, err := gpt.Load(bytes.NewReader(mb))
+	if err != nil {
+		return nil, checkpointErr(path, err)
+	}
+	return &SavedModel{Model: m, Strategy: meta.Strategy, Step: meta.Step, Config: meta.Config}, nil
 }

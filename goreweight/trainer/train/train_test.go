@@ -90,7 +90,7 @@ func tinyConfig(t testing.TB) Config {
 type runOutput struct {
 	records []Record
 	samples map[string]*sampleRows
-	model   map[string][]byte // checkpoint model.bin per strategy
+	model   map[string][]byte // checkpoint model.safetensors per strategy
 	adamw   map[string][]byte
 }
 

@@ -113,6 +113,8 @@ func (t *trainer) resume(prior []Record) (bool, error) {
 	if t.cfg.Resume == "" {
 		return false, nil
 	}
+	removeStaleTemps(t.cfg.Out, metricsName)
+	removeStaleTemps(t.dir, checkpointName, samplesName)
 	path := filepath.Join(t.dir, checkpointName)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -148,6 +150,17 @@ func (t *trainer) resume(prior []Record) (bool, error) {
 		t.samples = s
 	}
 	return true, nil
+}
+
+// removeStaleTemps removes the temporary files that writes of the named
+// files in dir left when the process was killed (see atomicfile.Write).
+func removeStaleTemps(dir string, names ...string) {
+	for _, n := range names {
+		tmps, _ := filepath.Glob(filepath.Join(dir, "."+n+".tmp-*"))
+		for _, p := range tmps {
+			os.Remove(p)
+		}
+	}
 }
 
 // lastRecordStep returns the step of the last record written at or before

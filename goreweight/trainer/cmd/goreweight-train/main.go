@@ -125,6 +125,9 @@ func parse(args []string, stderr io.Writer) (train.Config, []string, error) {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "export" {
+		return runExport(args[1:], stdout, stderr)
+	}
 	cfg, keys, err := parse(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
