@@ -77,7 +77,7 @@ func (w *Weigher) capWeights(valid int) error {
 // exp64 sets e[i] to the unnormalised weight of sample i in float64, with
 // the same exponent as pass 2 (0 for a non-finite loss).
 func (w *Weigher) exp64(e []float64) {
-	var zb [blockSize]float64
+	zb := &w.blocks[0][0]
 	M := len(w.losses)
 	for b := 0; b < M; b += blockSize {
 		z := zb[:min(blockSize, M-b)]

@@ -39,8 +39,9 @@ func xgetbv() (eax, edx uint32)
 //go:noescape
 func expVecAVX2(dst, x []float64)
 
-// expScoresAVX2 is pass 2's fast path for kind (kindLinUpper, kindQuadratic,
-// kindExtremes; see expKernelParams) on len(ls) rounded down to a multiple of 4:
+// expScoresAVX2 is pass 2's fast path for a kernel shape (shapeMin,
+// shapeQuad, shapeAbs; the strategy's kernel field chooses it and its
+// constants, see expKernelParams) on len(ls) rounded down to a multiple of 4:
 // z = the exponent of each loss (see the assembly and expKernelParams),
 // dst = float32(e^z), and it adds e, e², e·z, e·l into a's lanes and takes
 // the lane-wise max and min of z. len(dst) >= len(ls); every loss must be

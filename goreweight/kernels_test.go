@@ -152,7 +152,7 @@ func BenchmarkKernels(b *testing.B) {
 	for _, k := range []struct {
 		name string
 		kind int
-	}{{"linupper", kindLinUpper}, {"quadratic", kindQuadratic}} {
+	}{{"linupper", shapeMin}, {"quadratic", shapeQuad}} {
 		b.Run("exp/"+k.name, func(b *testing.B) {
 			for b.Loop() {
 				a := expAcc{zmax: bcast(-inf), zmin: bcast(inf)}

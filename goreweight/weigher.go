@@ -22,18 +22,20 @@ const tinySpread = 8 * 0x1p-23
 const tinyMax = 1e-15
 
 // blockSize is how many scores are computed before they are exponentiated;
-// the block lives on the stack and stays in L1.
+// the block stays in L1.
 const blockSize = 256
 
-// scoring kinds: the built-ins are evaluated inline.
+// A block holds the exponents (or exponentials) of blockSize samples. Each
+// chunk has its own, allocated once: a stack array would escape to the heap
+// on every call, since a strategy's score is called through a function value.
+type block = [blockSize]float64
+
+// scoring kinds
 const (
-	kindUniform = iota
-	kindLinUpper
-	kindQuadratic
-	kindExtremes
-	kindDROKL
-	kindSelect
-	kindCustom
+	kindUniform = iota // a constant built-in score
+	kindBuiltin        // a built-in score (Weigher.bi), evaluated per block
+	kindSelect         // a selector (Weigher.sel)
+	kindCustom         // a user strategy, called once per batch
 )
 
 // A Weigher turns batches of per-sample losses into weights with fixed
@@ -45,6 +47,7 @@ type Weigher struct {
 	opts    Options
 	strat   Strategy
 	kind    int
+	bi      builtin
 	sel     selector
 	logMult []float64 // log of the domain multipliers; nil without them
 
@@ -52,7 +55,7 @@ type Weigher struct {
 	dst, losses []float32
 	domains     []int32
 	phase       int
-	lmin, scale float64 // normalisation: a = (l - lmin)·scale is in [0, 2δ] (quadratic: [0, 2])
+	lmin, scale float64 // normalisation: x = (l - lmin)·scale - δ is in [-δ, δ]
 	invR, shift float64 // z = (score - sup)·invR; ln e = z + log m_d - shift
 	sup         float64
 	uniform     bool
@@ -61,7 +64,8 @@ type Weigher struct {
 
 	// scratch
 	parts  []partial
-	dacc   [][]domAcc // [chunk][domain]
+	blocks []*[2]block // per chunk: the exponents and exponentials of a block
+	dacc   [][]domAcc  // [chunk][domain]
 	ndom   int
 	xs, ss []float64 // custom strategies
 	e64    []float64 // float64 unnormalised weights for the cap
@@ -110,8 +114,10 @@ func NewWeigher(opts Options) (*Weigher, error) {
 	w := &Weigher{opts: opts, strat: s, kind: kindCustom}
 	switch v := s.(type) {
 	case builtin:
-		w.kind = map[string]int{Uniform: kindUniform, LinUpper: kindLinUpper, Quadratic: kindQuadratic,
-			Extremes: kindExtremes, DROKL: kindDROKL}[v.name]
+		w.kind, w.bi = kindBuiltin, v
+		if v.constant {
+			w.kind = kindUniform
+		}
 	case selector:
 		w.kind, w.sel = kindSelect, v
 	}
@@ -215,10 +221,8 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	if !w.uniform {
 		w.scale = 2 * d / spread
 		switch w.kind {
-		case kindLinUpper, kindExtremes, kindDROKL:
-			w.sup = d
-		case kindQuadratic:
-			w.scale, w.sup = 2/spread, 1
+		case kindBuiltin:
+			w.sup = w.bi.hi(d)
 		case kindSelect:
 			w.selectSamples(valid)
 		case kindCustom:
@@ -336,6 +340,9 @@ func (w *Weigher) grow(nc int) {
 		w.parts = make([]partial, nc)
 	}
 	w.parts = w.parts[:nc]
+	for len(w.blocks) < nc {
+		w.blocks = append(w.blocks, new([2]block))
+	}
 }
 
 func (w *Weigher) growDomains(nc int) {
@@ -367,9 +374,9 @@ func (w *Weigher) runChunk(c int) {
 		if w.ndom > 0 {
 			da = w.dacc[c]
 		}
-		w.exp(lo, hi, p, da)
+		w.exp(lo, hi, p, da, w.blocks[c])
 	case phaseZMax:
-		w.zmax(lo, hi, p)
+		w.zmax(lo, hi, p, &w.blocks[c][0])
 	case phaseScale:
 		f := w.invR
 		dst := w.dst[lo:hi]
@@ -500,28 +507,14 @@ func (w *Weigher) scores(z []float64, lo int) {
 			}
 		}
 		return
-	case w.kind == kindLinUpper:
+	case w.kind == kindBuiltin:
+		// The strategy's own formula, on a block of normalised losses.
 		for j, l := range ls {
-			a := (float64(l)-lmin)*sc - d // x, in [-δ, δ]
-			if a > 0 {
-				a = 0
-			}
-			z[j] = a * invR // (min(x+δ, δ) - δ)/r
+			z[j] = (float64(l)-lmin)*sc - d // x, in [-δ, δ]
 		}
-	case w.kind == kindQuadratic:
-		for j, l := range ls {
-			u := (float64(l)-lmin)*sc - 1 // x/δ, in [-1, 1]
-			z[j] = (1 - u*u - sup) * invR
-		}
-	case w.kind == kindExtremes:
-		for j, l := range ls {
-			x := (float64(l)-lmin)*sc - d
-			z[j] = (abs(x) - sup) * invR
-		}
-	case w.kind == kindDROKL:
-		for j, l := range ls {
-			x := (float64(l)-lmin)*sc - d
-			z[j] = (x - sup) * invR
+		w.bi.score(z, z, d)
+		for j, s := range z {
+			z[j] = (s - sup) * invR
 		}
 	case w.kind == kindSelect:
 		for j := range ls {
@@ -547,12 +540,12 @@ func (w *Weigher) scores(z []float64, lo int) {
 
 // exp is pass 2 over [lo, hi): dst = e^(z + ln m_d - shift), unnormalised,
 // and the sums the statistics need.
-func (w *Weigher) exp(lo, hi int, p *partial, da []domAcc) {
+func (w *Weigher) exp(lo, hi int, p *partial, da []domAcc, blk *[2]block) {
 	if da == nil && w.logMult == nil && w.bad == 0 && w.kind != kindSelect && w.kind != kindCustom {
-		w.expFast(lo, hi, p)
+		w.expFast(lo, hi, p, blk)
 		return
 	}
-	var zb [blockSize]float64
+	zb := &blk[0]
 	var s, s2, el, sl float64
 	emax, emin := 0.0, math.Inf(1)
 	shift := w.shift
@@ -599,11 +592,11 @@ func (w *Weigher) exp(lo, hi int, p *partial, da []domAcc) {
 
 // expFast is pass 2 for the common case: a built-in score, every loss
 // finite, no domains. Two sets of accumulators halve the add chains.
-func (w *Weigher) expFast(lo, hi int, p *partial) {
-	if useAVX2 && !w.uniform && w.expFastAVX2(lo, hi, p) {
+func (w *Weigher) expFast(lo, hi int, p *partial, blk *[2]block) {
+	if useAVX2 && !w.uniform && w.expFastAVX2(lo, hi, p, &blk[0]) {
 		return
 	}
-	var zb, eb [blockSize]float64
+	zb, eb := &blk[0], &blk[1]
 	var s0, s1, q0, q1, e0, e1, l0, l1 float64
 	zmax, zmin := math.Inf(-1), math.Inf(1)
 	shift := w.shift
@@ -659,8 +652,7 @@ func (w *Weigher) expFast(lo, hi int, p *partial) {
 }
 
 // zmax finds the largest exponent in [lo, hi) for the rescue pass.
-func (w *Weigher) zmax(lo, hi int, p *partial) {
-	var zb [blockSize]float64
+func (w *Weigher) zmax(lo, hi int, p *partial, zb *block) {
 	m := math.Inf(-1)
 	for b := lo; b < hi; b += blockSize {
 		e := min(b+blockSize, hi)
@@ -733,7 +725,7 @@ func (w *Weigher) customScores() error {
 // expFastAVX2 is expFast with the bulk of the chunk in expScoresAVX2 and
 // the last len%4 samples in Go. It returns false, having done nothing, when
 // the kernel's folded constants could overflow (see expKernelParams).
-func (w *Weigher) expFastAVX2(lo, hi int, p *partial) bool {
+func (w *Weigher) expFastAVX2(lo, hi int, p *partial, zb *block) bool {
 	kind, prm, ok := w.expKernelParams()
 	if !ok {
 		return false
@@ -744,7 +736,6 @@ func (w *Weigher) expFastAVX2(lo, hi int, p *partial) bool {
 	s, s2, el, sl := sum4(&a.s), sum4(&a.s2), sum4(&a.el), sum4(&a.sl)
 	zmax, zmin := max4(&a.zmax), min4(&a.zmin)
 	if n < hi-lo {
-		var zb [4]float64
 		z := zb[:hi-lo-n]
 		w.scores(z, lo+n)
 		for j, zj := range z {
