@@ -1,7 +1,6 @@
 package goreweight
 
 import (
-	"fmt"
 	"math"
 )
 
@@ -35,7 +34,7 @@ func (w *Weigher) capWeights(valid int) error {
 		}
 	}
 	if float64(npos)*T < 1-1e-9 {
-		return fmt.Errorf("goreweight: cap %v is infeasible: only %d of %d samples have a nonzero weight, and %d·%v/%d < 1", w.opts.Cap, npos, valid, npos, w.opts.Cap, valid)
+		return invalidf("goreweight: cap %v is infeasible: only %d of %d samples have a nonzero weight, and %d·%v/%d < 1", w.opts.Cap, npos, valid, npos, w.opts.Cap, valid)
 	}
 	nc := 0
 	lambda := 0.0

@@ -1,7 +1,6 @@
 package goreweight
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -227,16 +226,16 @@ func init() {
 // error to register an empty name or a name already taken.
 func Register(s Strategy) error {
 	if s == nil {
-		return fmt.Errorf("goreweight: Register: nil strategy")
+		return invalidf("goreweight: Register: nil strategy")
 	}
 	name := s.Name()
 	if name == "" {
-		return fmt.Errorf("goreweight: Register: strategy has an empty name")
+		return invalidf("goreweight: Register: strategy has an empty name")
 	}
 	registryMu.Lock()
 	defer registryMu.Unlock()
 	if _, ok := registry[name]; ok {
-		return fmt.Errorf("goreweight: Register: strategy %q is already registered", name)
+		return invalidf("goreweight: Register: strategy %q is already registered", name)
 	}
 	registry[name] = s
 	return nil
@@ -248,7 +247,7 @@ func Lookup(name string) (Strategy, error) {
 	s, ok := registry[name]
 	registryMu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("goreweight: unknown strategy %q (known: %v)", name, Strategies())
+		return nil, invalidf("goreweight: unknown strategy %q (known: %v)", name, Strategies())
 	}
 	return s, nil
 }

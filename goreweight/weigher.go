@@ -1,7 +1,6 @@
 package goreweight
 
 import (
-	"fmt"
 	"math"
 )
 
@@ -106,7 +105,6 @@ const (
 // NewWeigher returns a Weigher for the options, or an error naming the first
 // invalid option.
 func NewWeigher(opts Options) (*Weigher, error) {
-	opts = opts.withDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -140,7 +138,7 @@ func NewWeigher(opts Options) (*Weigher, error) {
 	return w, nil
 }
 
-// Options returns the options in effect, defaults filled in.
+// Options returns the options in effect.
 func (w *Weigher) Options() Options {
 	o := w.opts
 	o.DomainMultipliers = append([]float64(nil), o.DomainMultipliers...)
@@ -159,13 +157,13 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	M := len(losses)
 	switch {
 	case M == 0:
-		return nil, errEmpty
+		return nil, ErrEmpty
 	case len(dst) != M:
-		return nil, fmt.Errorf("goreweight: output has length %d, want %d (one weight per loss)", len(dst), M)
+		return nil, invalidf("goreweight: output has length %d, want %d (one weight per loss)", len(dst), M)
 	case domains != nil && len(domains) != M:
-		return nil, fmt.Errorf("goreweight: domains has length %d, want %d (one domain id per loss)", len(domains), M)
-	case !(r > 0): // also NaN
-		return nil, fmt.Errorf("goreweight: temperature r must be > 0, got %v", r)
+		return nil, invalidf("goreweight: domains has length %d, want %d (one domain id per loss)", len(domains), M)
+	case !(r >= MinR): // also NaN
+		return nil, invalidf("goreweight: temperature r must be >= %g (1/r must be finite), got %v", MinR, r)
 	}
 	w.dst, w.losses, w.domains = dst, losses, domains
 	defer func() { w.dst, w.losses, w.domains = nil, nil, nil }()
@@ -192,18 +190,14 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	if domBadAt >= 0 {
 		d := domains[domBadAt]
 		if d < 0 {
-			return nil, fmt.Errorf("goreweight: domain id %d at index %d is negative", d, domBadAt)
+			return nil, invalidf("goreweight: domain id %d at index %d is negative", d, domBadAt)
 		}
-		return nil, fmt.Errorf("goreweight: domain id %d at index %d has no multiplier (%d given)", d, domBadAt, len(w.logMult))
+		return nil, invalidf("goreweight: domain id %d at index %d has no multiplier (%d given)", d, domBadAt, len(w.logMult))
 	}
 	valid := M - bad
 	w.bad = bad
 	if bad > 0 && (w.opts.NonFinite == NonFiniteRaise || valid == 0) {
-		what := "all %d losses are non-finite (NaN or Inf)"
-		if valid > 0 {
-			what = "%d non-finite loss(es) (NaN or Inf) under nonfinite=\"raise\""
-		}
-		return nil, fmt.Errorf("goreweight: "+what+"; the first is at index %d (%v)", bad, badAt, losses[badAt])
+		return nil, &NonFiniteError{Count: bad, First: badAt, Value: losses[badAt], All: valid == 0}
 	}
 	if domains != nil {
 		w.ndom = int(maxDom) + 1
@@ -249,7 +243,7 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 			zmax = max(zmax, p.zmax)
 		}
 		if math.IsInf(zmax, -1) {
-			return nil, fmt.Errorf("goreweight: every sample has weight 0 (are the domain multipliers of all domains in the batch 0?)")
+			return nil, invalidf("goreweight: every sample has weight 0 (are the domain multipliers of all domains in the batch 0?)")
 		}
 		w.shift, w.rescue = zmax, true
 		for c := 0; c < nc && w.ndom > 0; c++ {
@@ -711,12 +705,12 @@ func (w *Weigher) customScores() error {
 			continue
 		}
 		if math.IsNaN(s) || math.IsInf(s, 1) {
-			return fmt.Errorf("goreweight: strategy %q gave score %v to sample %d; scores must be finite or -Inf", w.strat.Name(), s, i)
+			return invalidf("goreweight: strategy %q gave score %v to sample %d; scores must be finite or -Inf", w.strat.Name(), s, i)
 		}
 		sup = max(sup, s)
 	}
 	if math.IsInf(sup, -1) {
-		return fmt.Errorf("goreweight: strategy %q gave score -Inf to every sample", w.strat.Name())
+		return invalidf("goreweight: strategy %q gave score -Inf to every sample", w.strat.Name())
 	}
 	w.sup = sup
 	return nil
