@@ -67,8 +67,9 @@ type Weigher struct {
 	dacc   [][]domAcc  // [chunk][domain]
 	ndom   int
 	xs, ss []float64 // custom strategies
-	e64    []float64 // float64 unnormalised weights for the cap
-	capped []bool    // weights the cap holds at its bound
+	e64    []float64 // the cap: float64 log-weights
+	suf    []float64 // the cap: log-sum-exp of the smallest log-weights
+	cidx   []int32   // the cap: samples with a positive weight, by log-weight
 	keep   []bool
 	idx    []int32
 	job    parJob
