@@ -141,7 +141,7 @@ func (w *Weigher) finalStats(valid int) {
 		sl += x * float64(l)
 		wmax, wmin = max(wmax, x), min(wmin, x)
 		if w.ndom > 0 {
-			w.dacc[0][w.domains[i]].esum += x
+			w.dacc[0][w.didx[i]].esum += x
 		}
 	}
 	fv := float64(valid)

@@ -29,13 +29,16 @@ type Stats struct {
 	LossMean  float64 `json:"loss_mean"`     // unweighted mean of finite losses
 	Weighted  float64 `json:"loss_weighted"` // Σ w_i l_i, the training loss
 	Capped    int     `json:"capped"`        // samples whose weight the cap lowered
-	// Domains holds per-domain statistics indexed by domain id, when
-	// domain ids were given; ids that did not occur have Count 0.
+	// Domains holds one entry per distinct domain id of the batch, in
+	// increasing id order, when domain ids were given (ids that do not
+	// occur have no entry, so its length is the number of distinct ids,
+	// however large the ids are).
 	Domains []DomainStats `json:"domains,omitempty"`
 }
 
 // DomainStats describe the samples of one domain in one batch.
 type DomainStats struct {
+	ID         int32   `json:"id"`          // the domain id
 	Count      int     `json:"count"`       // samples of this domain
 	NonFinite  int     `json:"nonfinite"`   // of which with a non-finite loss
 	MeanLoss   float64 `json:"mean_loss"`   // unweighted mean of the finite losses; NaN if none
@@ -55,11 +58,8 @@ func (s *Stats) Flat() map[string]float64 {
 		"entropy": s.Entropy, "loss_min": s.LossMin, "loss_max": s.LossMax,
 		"loss_mean": s.LossMean, "loss_weighted": s.Weighted, "capped": float64(s.Capped),
 	}
-	for id, d := range s.Domains {
-		if d.Count == 0 {
-			continue
-		}
-		p := "domain/" + strconv.Itoa(id) + "/"
+	for _, d := range s.Domains {
+		p := "domain/" + strconv.Itoa(int(d.ID)) + "/"
 		m[p+"count"] = float64(d.Count)
 		m[p+"nonfinite"] = float64(d.NonFinite)
 		m[p+"mean_loss"] = d.MeanLoss
@@ -97,6 +97,7 @@ func (f jfloat) MarshalJSON() ([]byte, error) {
 // tags; NaN and ±Inf become null (Flat keeps them as floats).
 func (s Stats) MarshalJSON() ([]byte, error) {
 	type domain struct {
+		ID         int32  `json:"id"`
 		Count      int    `json:"count"`
 		NonFinite  int    `json:"nonfinite"`
 		MeanLoss   jfloat `json:"mean_loss"`
@@ -126,7 +127,7 @@ func (s Stats) MarshalJSON() ([]byte, error) {
 		jfloat(s.ESS), jfloat(s.ESSFrac), jfloat(s.Entropy), jfloat(s.LossMin), jfloat(s.LossMax),
 		jfloat(s.LossMean), jfloat(s.Weighted), s.Capped, nil}
 	for _, d := range s.Domains {
-		out.Domains = append(out.Domains, domain{d.Count, d.NonFinite, jfloat(d.MeanLoss),
+		out.Domains = append(out.Domains, domain{d.ID, d.Count, d.NonFinite, jfloat(d.MeanLoss),
 			jfloat(d.WeightSum), jfloat(d.MeanWeight), jfloat(d.MeanWM)})
 	}
 	return json.Marshal(out)

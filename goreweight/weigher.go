@@ -2,6 +2,7 @@ package goreweight
 
 import (
 	"math"
+	"slices"
 )
 
 // tinySpread is the threshold below which losses are too close to normalise:
@@ -64,8 +65,11 @@ type Weigher struct {
 	// scratch
 	parts  []partial
 	blocks []*[2]block // per chunk: the exponents and exponentials of a block
-	dacc   [][]domAcc  // [chunk][domain]
-	ndom   int
+	dacc   [][]domAcc  // [chunk][dense domain index]
+	ndom   int         // distinct domain ids in the batch
+	domIDs []int32     // the distinct ids, increasing; dense index -> id
+	didx   []int32     // per sample: the dense index of its domain
+	domTab []int32     // id -> dense index, for ids up to a small bound
 	xs, ss []float64 // custom strategies
 	e64    []float64 // the cap: float64 log-weights
 	suf    []float64 // the cap: log-sum-exp of the smallest log-weights
@@ -163,6 +167,8 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 		return nil, invalidf("goreweight: output has length %d, want %d (one weight per loss)", len(dst), M)
 	case domains != nil && len(domains) != M:
 		return nil, invalidf("goreweight: domains has length %d, want %d (one domain id per loss)", len(domains), M)
+	case domains == nil && w.logMult != nil:
+		return nil, invalidf("goreweight: domain_multipliers are set (%d given) but the batch has no domain ids: give one domain id per loss", len(w.logMult))
 	case !(r >= MinR): // also NaN
 		return nil, invalidf("goreweight: temperature r must be >= %g (1/r must be finite), got %v", MinR, r)
 	}
@@ -201,7 +207,7 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 		return nil, &NonFiniteError{Count: bad, First: badAt, Value: losses[badAt], All: valid == 0}
 	}
 	if domains != nil {
-		w.ndom = int(maxDom) + 1
+		w.compactDomains(maxDom)
 		w.growDomains(nc)
 	} else {
 		w.ndom = 0
@@ -317,7 +323,7 @@ func (w *Weigher) domainStats(nc int, norm float64, valid int) {
 			t.lsum += a.lsum
 			t.esum += a.esum
 		}
-		ds := DomainStats{Count: t.n, NonFinite: t.bad, MeanLoss: nan, WeightSum: t.esum / norm}
+		ds := DomainStats{ID: w.domIDs[d], Count: t.n, NonFinite: t.bad, MeanLoss: nan, WeightSum: t.esum / norm}
 		if t.n > t.bad {
 			ds.MeanLoss = t.lsum / float64(t.n-t.bad)
 		}
@@ -338,6 +344,54 @@ func (w *Weigher) grow(nc int) {
 	for len(w.blocks) < nc {
 		w.blocks = append(w.blocks, new([2]block))
 	}
+}
+
+// denseDomains bounds the largest id for which compactDomains uses a
+// table indexed by id (O(max id) memory) rather than a sort: the table is
+// never larger than a few times the batch.
+func denseDomains(M int) int64 { return 4*int64(M) + 1024 }
+
+// compactDomains maps the batch's domain ids (all >= 0, the largest
+// maxDom) to dense indices 0..ndom-1 in increasing id order, so that the
+// per-domain sums cost O(distinct ids), not O(largest id): an id of
+// 2^31-1 costs as much as an id of 1. It sets ndom, domIDs and didx and
+// allocates nothing in steady state.
+func (w *Weigher) compactDomains(maxDom int32) {
+	M := len(w.domains)
+	if cap(w.didx) < M {
+		w.didx = make([]int32, M)
+	}
+	didx := w.didx[:M]
+	ids := w.domIDs[:0]
+	if int64(maxDom) < denseDomains(M) {
+		n := int(maxDom) + 1
+		if cap(w.domTab) < n {
+			w.domTab = make([]int32, n)
+		}
+		tab := w.domTab[:n]
+		clear(tab)
+		for _, d := range w.domains {
+			tab[d] = 1 // present
+		}
+		for id, present := range tab {
+			if present != 0 {
+				tab[id] = int32(len(ids))
+				ids = append(ids, int32(id))
+			}
+		}
+		for i, d := range w.domains {
+			didx[i] = tab[d]
+		}
+	} else {
+		ids = append(ids, w.domains...)
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		for i, d := range w.domains {
+			j, _ := slices.BinarySearch(ids, d)
+			didx[i] = int32(j)
+		}
+	}
+	w.domIDs, w.didx, w.ndom = ids, didx, len(ids)
 }
 
 func (w *Weigher) growDomains(nc int) {
@@ -554,7 +608,7 @@ func (w *Weigher) exp(lo, hi int, p *partial, da []domAcc, blk *[2]block) {
 			if zj != zj { // non-finite loss
 				w.dst[i] = 0
 				if da != nil {
-					d := &da[w.domains[i]]
+					d := &da[w.didx[i]]
 					d.n++
 					d.bad++
 				}
@@ -575,7 +629,7 @@ func (w *Weigher) exp(lo, hi int, p *partial, da []domAcc, blk *[2]block) {
 			emax = max(emax, ev)
 			emin = min(emin, ev)
 			if da != nil {
-				d := &da[w.domains[i]]
+				d := &da[w.didx[i]]
 				d.n++
 				d.lsum += float64(l)
 				d.esum += ev

@@ -501,10 +501,20 @@ func TestDomains(t *testing.T) {
 			for _, d := range dom {
 				maxDom = max(maxDom, d)
 			}
-			if len(st.Domains) != int(maxDom)+1 {
-				t.Fatalf("want %d domains in stats, got %d", maxDom+1, len(st.Domains))
+			present := map[int32]bool{}
+			for _, d := range dom {
+				present[d] = true
 			}
-			for d := 0; d <= int(maxDom); d++ {
+			if len(st.Domains) != len(present) {
+				t.Fatalf("want %d domains in stats, got %d", len(present), len(st.Domains))
+			}
+			for k, ds := range st.Domains {
+				if !present[ds.ID] || (k > 0 && ds.ID <= st.Domains[k-1].ID) {
+					t.Fatalf("domain stats ids %+v: not the batch's ids in increasing order", st.Domains)
+				}
+			}
+			for k := range st.Domains {
+				d := int(st.Domains[k].ID)
 				var n int
 				var ls, ws float64
 				for i := range l {
@@ -514,7 +524,7 @@ func TestDomains(t *testing.T) {
 						ws += want[i]
 					}
 				}
-				ds := st.Domains[d]
+				ds := st.Domains[k]
 				if ds.Count != n || math.Abs(ds.MeanLoss-ls/float64(n)) > 1e-9*math.Abs(ls/float64(n))+1e-12 || math.Abs(ds.WeightSum-ws) > 1e-6 {
 					t.Fatalf("domain %d stats %+v, want count %d mean loss %v weight sum %v", d, ds, n, ls/float64(n), ws)
 				}
@@ -668,4 +678,68 @@ func dflt(o Options) Options {
 		o.NonFinite = d.NonFinite
 	}
 	return o
+}
+
+// TestHugeDomainIDs is issue 13 item 1: per-domain statistics cost
+// O(distinct ids), so an id of 2^31-1 neither allocates per id nor
+// changes the weights, and the stats carry the ids themselves.
+func TestHugeDomainIDs(t *testing.T) {
+	l := []float32{1, 2, 3, 4}
+	for _, s := range []string{LinUpper, TopK} {
+		w, _ := NewWeigher(optsFor(s))
+		want := make([]float32, 4)
+		if _, err := w.Weights(want, l, []int32{0, 2, 0, 1}, 0.5); err != nil {
+			t.Fatal(err)
+		}
+		dst := make([]float32, 4)
+		var st *Stats
+		var err error
+		allocs := testing.AllocsPerRun(3, func() { st, err = w.Weights(dst, l, []int32{0, math.MaxInt32, 0, 1}, 0.5) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if allocs > 3 {
+			t.Errorf("%s: %v allocations per call with a huge id", s, allocs)
+		}
+		for i := range dst {
+			if dst[i] != want[i] {
+				t.Fatalf("%s: weights %v with a huge id, %v without", s, dst, want)
+			}
+		}
+		if len(st.Domains) != 3 || st.Domains[2].ID != math.MaxInt32 || st.Domains[2].Count != 1 || st.Domains[0].Count != 2 {
+			t.Fatalf("%s: domain stats %+v", s, st.Domains)
+		}
+		if f := st.Flat(); f["domain/2147483647/count"] != 1 {
+			t.Fatalf("%s: flat stats lack the huge id: %v", s, f)
+		}
+	}
+	// Scratch stays O(M), however large the id.
+	w, _ := NewWeigher(DefaultOptions())
+	dst := make([]float32, 4)
+	if _, err := w.Weights(dst, l, []int32{3e7, math.MaxInt32, 5, 1}, 0.5); err != nil {
+		t.Fatal(err)
+	}
+	if cap(w.domTab) > int(denseDomains(4)) || cap(w.dacc[0]) > 4 {
+		t.Fatalf("domain scratch grew with the ids: table %d, accumulators %d", cap(w.domTab), cap(w.dacc[0]))
+	}
+}
+
+// TestMultipliersNeedDomains is issue 13 item 2: domain multipliers with
+// no domain ids are a bad argument naming domain_multipliers, for every
+// strategy and with a cap, not an index out of range.
+func TestMultipliersNeedDomains(t *testing.T) {
+	for _, s := range Strategies() {
+		for _, c := range []float64{0, 2} {
+			o := optsFor(s)
+			o.DomainMultipliers, o.Cap = []float64{1, 2}, c
+			w, err := NewWeigher(dflt(o))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = w.Weights(make([]float32, 3), []float32{1, 2, 3}, nil, 1)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "domain_multipliers") {
+				t.Fatalf("%s cap=%v: %v", s, c, err)
+			}
+		}
+	}
 }
