@@ -57,7 +57,7 @@ func (w *Weigher) expKernelParams() (kind int, p expParams, ok bool) {
 		return 0, p, false
 	}
 	invR, d := w.invR, w.opts.Delta
-	kind, A, B, C := w.bi.kernel(w.scale, invR, d)
+	kind, A, B, C := w.bi.kernel(w.scale*d, invR, d) // x = q·(scale·δ) - δ; an overflow fails the check below
 	// The exponents' absolute rounding error is a few ulps of δ/r: keep it
 	// below 1e-9, so that weights stay within 1e-8 relative of the pure-Go
 	// loop's (and A finite: a tiny spread makes sc huge). Smaller r runs in Go.

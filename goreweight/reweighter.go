@@ -81,6 +81,9 @@ func (rw *Reweighter) R() float64 { return rw.cfg.Schedule.At(rw.step) }
 // advance. See Weigher.Weights for the arguments; the Stats belong to the
 // Reweighter and are overwritten by the next call.
 func (rw *Reweighter) Weights(dst, losses []float32, domains []int32) (*Stats, error) {
+	if rw.step == math.MaxInt64 {
+		return nil, invalidf("goreweight: step %d is the largest step: the step counter cannot advance past it (SetStep to go back)", rw.step)
+	}
 	st, err := rw.w.Weights(dst, losses, domains, rw.R())
 	if err != nil {
 		return nil, err

@@ -55,7 +55,7 @@ type Weigher struct {
 	dst, losses []float32
 	domains     []int32
 	phase       int
-	lmin, scale float64 // normalisation: x = (l - lmin)·scale - δ is in [-δ, δ]
+	lmin, scale float64 // normalisation: x = ((l - lmin)·scale - 1)·δ is in [-δ, δ]
 	invR, shift float64 // z = (score - sup)·invR; ln e = z + log m_d - shift
 	sup         float64
 	uniform     bool
@@ -70,10 +70,10 @@ type Weigher struct {
 	domIDs []int32     // the distinct ids, increasing; dense index -> id
 	didx   []int32     // per sample: the dense index of its domain
 	domTab []int32     // id -> dense index, for ids up to a small bound
-	xs, ss []float64 // custom strategies
-	e64    []float64 // the cap: float64 log-weights
-	suf    []float64 // the cap: log-sum-exp of the smallest log-weights
-	cidx   []int32   // the cap: samples with a positive weight, by log-weight
+	xs, ss []float64   // custom strategies
+	e64    []float64   // the cap: float64 log-weights
+	suf    []float64   // the cap: log-sum-exp of the smallest log-weights
+	cidx   []int32     // the cap: samples with a positive weight, by log-weight
 	keep   []bool
 	idx    []int32
 	job    parJob
@@ -220,7 +220,7 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	w.uniform = w.kind == kindUniform || math.IsInf(r, 1) || spread <= tinySpread*max(abs(fmin), abs(fmax))
 	w.lmin, w.invR, w.shift, w.sup = fmin, 1/r, 0, 0
 	if !w.uniform {
-		w.scale = 2 * d / spread
+		w.scale = 2 / spread // finite for any float32 spread; 2·δ/spread may overflow
 		switch w.kind {
 		case kindBuiltin:
 			w.sup = w.bi.hi(d)
@@ -559,7 +559,7 @@ func (w *Weigher) scores(z []float64, lo int) {
 	case w.kind == kindBuiltin:
 		// The strategy's own formula, on a block of normalised losses.
 		for j, l := range ls {
-			z[j] = (float64(l)-lmin)*sc - d // x, in [-δ, δ]
+			z[j] = ((float64(l)-lmin)*sc - 1) * d // x, in [-δ, δ]
 		}
 		w.bi.score(z, z, d)
 		for j, s := range z {
@@ -749,7 +749,7 @@ func (w *Weigher) customScores() error {
 	for i, l := range w.losses {
 		xs[i] = 0
 		if finite32(l) {
-			xs[i] = min(max((float64(l)-w.lmin)*w.scale-d, -d), d)
+			xs[i] = min(max(((float64(l)-w.lmin)*w.scale-1)*d, -d), d)
 		}
 		ss[i] = 0
 	}
