@@ -51,28 +51,32 @@ func (w *Weigher) capWeights(valid int) error {
 		}
 		return int(a - b)
 	})
-	// suf[k] = LSE_k, from the smallest up: s·e^m = Σ_{j>=k} e^g_(j), with
-	// m = g_(k), the largest of the suffix.
+	// suf[k] = LSE_k - g_(k) = log Σ_{j>=k} e^(g_(j) - g_(k)) >= 0, from
+	// the smallest up. Relative to g_(k), so that it keeps its precision
+	// when |g| is huge (r tiny): LSE_k itself would absorb it.
 	m, sum := negInf, 0.0
 	for k := npos - 1; k >= 0; k-- {
 		v := g[order[k]]
 		sum = sum*math.Exp(m-v) + 1 // m <= v
 		m = v
-		suf[k] = m + math.Log(sum)
+		suf[k] = math.Log(sum)
 	}
+	// k is the smallest j with λ_j·e_(j) <= T, i.e. rest_j <= T·e^suf[j];
+	// it exists (j = npos-1 gives rest <= T by feasibility), so the
+	// fallback k = npos (every positive weight at the cap) only catches
+	// rounding and the exactly feasible case npos·T = 1 (Cap = 1: uniform).
 	logT := math.Log(T)
-	k, logLambda := npos, 0.0
+	k, logRest, gk := len(order), 0.0, 0.0 // λ·e_i = e^(logRest + g_i - gk)
 	if float64(npos)*T <= 1+1e-12 {
-		npos = 0 // every positive weight sits at the cap (Cap = 1: uniform)
+		npos = 0
 	}
 	for j := 0; j < npos; j++ {
 		rest := 1 - float64(j)*T
-		if rest <= 1e-12 {
-			break // the remaining samples all sit at the cap
+		if rest <= 0 {
+			break
 		}
-		ll := math.Log(rest) - suf[j]
-		if ll+g[order[j]] <= logT {
-			k, logLambda = j, ll
+		if lr := math.Log(rest) - suf[j]; lr <= logT {
+			k, logRest, gk = j, lr, g[order[j]]
 			break
 		}
 	}
@@ -85,7 +89,7 @@ func (w *Weigher) capWeights(valid int) error {
 		if j < k {
 			dst[i] = t32
 		} else {
-			dst[i] = min(float32(math.Exp(logLambda+g[i])), t32)
+			dst[i] = min(float32(math.Exp(logRest+(g[i]-gk))), t32)
 		}
 	}
 	w.stats.Capped = k
