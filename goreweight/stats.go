@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+
+	"github.com/goreweight/goreweight/goreweight/internal/jsonx"
 )
 
 // Stats describe one batch's weights, ready to log. Loss statistics are
@@ -80,55 +82,42 @@ func b2f(b bool) float64 {
 // nan is returned for means over nothing.
 var nan = math.NaN()
 
-// jfloat is a float64 whose JSON form is null when it is NaN or ±Inf,
-// which JSON cannot spell (r is +Inf during a warm-up; a domain whose
-// losses are all non-finite has a NaN mean loss).
-type jfloat float64
-
-func (f jfloat) MarshalJSON() ([]byte, error) {
-	v := float64(f)
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return []byte("null"), nil
-	}
-	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
-}
-
 // MarshalJSON writes the statistics with the field names of their json
 // tags; NaN and ±Inf become null (Flat keeps them as floats).
 func (s Stats) MarshalJSON() ([]byte, error) {
 	type domain struct {
-		ID         int32  `json:"id"`
-		Count      int    `json:"count"`
-		NonFinite  int    `json:"nonfinite"`
-		MeanLoss   jfloat `json:"mean_loss"`
-		WeightSum  jfloat `json:"weight_sum"`
-		MeanWeight jfloat `json:"mean_weight"`
-		MeanWM     jfloat `json:"mean_wm"`
+		ID         int32       `json:"id"`
+		Count      int         `json:"count"`
+		NonFinite  int         `json:"nonfinite"`
+		MeanLoss   jsonx.Float `json:"mean_loss"`
+		WeightSum  jsonx.Float `json:"weight_sum"`
+		MeanWeight jsonx.Float `json:"mean_weight"`
+		MeanWM     jsonx.Float `json:"mean_wm"`
 	}
 	out := struct {
-		Step      int64    `json:"step"`
-		R         jfloat   `json:"r"`
-		Uniform   bool     `json:"uniform"`
-		M         int      `json:"m"`
-		Valid     int      `json:"valid"`
-		NonFinite int      `json:"nonfinite"`
-		MaxWM     jfloat   `json:"max_wm"`
-		MinWM     jfloat   `json:"min_wm"`
-		ESS       jfloat   `json:"ess"`
-		ESSFrac   jfloat   `json:"ess_frac"`
-		Entropy   jfloat   `json:"entropy"`
-		LossMin   jfloat   `json:"loss_min"`
-		LossMax   jfloat   `json:"loss_max"`
-		LossMean  jfloat   `json:"loss_mean"`
-		Weighted  jfloat   `json:"loss_weighted"`
-		Capped    int      `json:"capped"`
-		Domains   []domain `json:"domains,omitempty"`
-	}{s.Step, jfloat(s.R), s.Uniform, s.M, s.Valid, s.NonFinite, jfloat(s.MaxWM), jfloat(s.MinWM),
-		jfloat(s.ESS), jfloat(s.ESSFrac), jfloat(s.Entropy), jfloat(s.LossMin), jfloat(s.LossMax),
-		jfloat(s.LossMean), jfloat(s.Weighted), s.Capped, nil}
+		Step      int64       `json:"step"`
+		R         jsonx.Float `json:"r"`
+		Uniform   bool        `json:"uniform"`
+		M         int         `json:"m"`
+		Valid     int         `json:"valid"`
+		NonFinite int         `json:"nonfinite"`
+		MaxWM     jsonx.Float `json:"max_wm"`
+		MinWM     jsonx.Float `json:"min_wm"`
+		ESS       jsonx.Float `json:"ess"`
+		ESSFrac   jsonx.Float `json:"ess_frac"`
+		Entropy   jsonx.Float `json:"entropy"`
+		LossMin   jsonx.Float `json:"loss_min"`
+		LossMax   jsonx.Float `json:"loss_max"`
+		LossMean  jsonx.Float `json:"loss_mean"`
+		Weighted  jsonx.Float `json:"loss_weighted"`
+		Capped    int         `json:"capped"`
+		Domains   []domain    `json:"domains,omitempty"`
+	}{s.Step, jsonx.Float(s.R), s.Uniform, s.M, s.Valid, s.NonFinite, jsonx.Float(s.MaxWM), jsonx.Float(s.MinWM),
+		jsonx.Float(s.ESS), jsonx.Float(s.ESSFrac), jsonx.Float(s.Entropy), jsonx.Float(s.LossMin), jsonx.Float(s.LossMax),
+		jsonx.Float(s.LossMean), jsonx.Float(s.Weighted), s.Capped, nil}
 	for _, d := range s.Domains {
-		out.Domains = append(out.Domains, domain{d.ID, d.Count, d.NonFinite, jfloat(d.MeanLoss),
-			jfloat(d.WeightSum), jfloat(d.MeanWeight), jfloat(d.MeanWM)})
+		out.Domains = append(out.Domains, domain{d.ID, d.Count, d.NonFinite, jsonx.Float(d.MeanLoss),
+			jsonx.Float(d.WeightSum), jsonx.Float(d.MeanWeight), jsonx.Float(d.MeanWM)})
 	}
 	return json.Marshal(out)
 }

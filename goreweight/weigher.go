@@ -3,6 +3,8 @@ package goreweight
 import (
 	"math"
 	"slices"
+
+	"github.com/goreweight/goreweight/goreweight/internal/parallel"
 )
 
 // tinySpread is the threshold below which losses are too close to normalise:
@@ -76,7 +78,7 @@ type Weigher struct {
 	cidx   []int32     // the cap: samples with a positive weight, by log-weight
 	keep   []bool
 	idx    []int32
-	job    parJob
+	job    parallel.Job
 	stats  Stats
 }
 
@@ -179,7 +181,7 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 
 	// Pass 1: min, max, non-finite count, domain ids.
 	w.phase = phaseScan
-	w.job.parallelFor(nc, w)
+	w.parallelFor(nc)
 	p0 := w.parts[0]
 	lmin, lmax, bad, badAt, lsum, maxDom, domBadAt := p0.lmin, p0.lmax, p0.bad, p0.badAt, p0.lsum, p0.maxDom, p0.domBadAt
 	for _, p := range w.parts[1:nc] {
@@ -237,14 +239,14 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 
 	// Pass 2: exponentiate, and sum what the statistics need.
 	w.phase, w.rescue = phaseExp, false
-	w.job.parallelFor(nc, w)
+	w.parallelFor(nc)
 	s := w.sumParts(nc)
 	if s.emax < tinyMax || (s.emax < 0.5 && s.emin < 0x1p-100) {
 		// The largest weight (nearly) underflowed, or it is far enough below
 		// 1 that small weights, stored as float32, fall into the subnormal
 		// range and lose precision: shift by the exact maximum exponent.
 		w.phase = phaseZMax
-		w.job.parallelFor(nc, w)
+		w.parallelFor(nc)
 		zmax := math.Inf(-1)
 		for _, p := range w.parts[:nc] {
 			zmax = max(zmax, p.zmax)
@@ -257,7 +259,7 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 			clear(w.dacc[c]) // pass 2 accumulates the domain sums afresh
 		}
 		w.phase = phaseExp
-		w.job.parallelFor(nc, w)
+		w.parallelFor(nc)
 		s = w.sumParts(nc)
 	}
 
@@ -275,7 +277,7 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	// Pass 3: normalise.
 	w.invR = 1 / s.s // reused as the scale factor of pass 3
 	w.phase = phaseScale
-	w.job.parallelFor(nc, w)
+	w.parallelFor(nc)
 
 	fv := float64(valid)
 	st.MaxWM = s.emax / s.s * fv
