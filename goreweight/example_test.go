@@ -100,3 +100,30 @@ func ExampleScoreRange() {
 	// dro-kl -1 1 true
 	// topk 0 0 false
 }
+
+// Saving and restoring a run: the state is the configuration and the step,
+// and a restored Reweighter continues exactly where the saved one stopped.
+func ExampleRestore() {
+	cfg := goreweight.DefaultConfig()
+	cfg.Schedule = goreweight.Linear(10, 1, 100)
+	rw, err := goreweight.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	_ = rw.SetStep(50)
+	state, err := rw.State()
+	if err != nil {
+		panic(err)
+	}
+	back, err := goreweight.Restore(state)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(back.Step(), back.R())
+	// A damaged state is refused, not loaded with defaults.
+	_, err = goreweight.Restore([]byte(`{"version": 1, "config": {"strategy": "linupper", "delta": 0}}`))
+	fmt.Println(errors.Is(err, goreweight.ErrInvalid))
+	// Output:
+	// 50 5.5
+	// true
+}

@@ -68,20 +68,29 @@ func withPureGo(f func()) {
 	f()
 }
 
+// usePureGo switches the assembly kernels off for the rest of the test;
+// t.Cleanup restores them, also when the test fails.
+func usePureGo(t *testing.T) {
+	saved := useAVX2
+	useAVX2 = false
+	t.Cleanup(func() { useAVX2 = saved })
+}
+
 // TestPureGoMatchesReference runs the float64-reference and property tests
 // on the pure-Go loops too, which other CPUs use.
 func TestPureGoMatchesReference(t *testing.T) {
 	if !useAVX2 {
 		t.Skip("the pure-Go loops are what every other test runs")
 	}
-	withPureGo(func() {
-		TestWeightsMatchReference(t)
-		TestHandComputed(t)
-		TestUniformIsExactlyOneOverM(t)
-		TestAffineInvariance(t)
-		TestUnderflowRescue(t)
-		TestNonFinite(t)
-	})
+	usePureGo(t)
+	TestWeightsMatchReference(t)
+	TestHandComputed(t)
+	TestUniformIsExactlyOneOverM(t)
+	TestAffineInvariance(t)
+	TestUnderflowRescue(t)
+	TestNonFinite(t)
+	TestCapSmallR(t)
+	TestExtremeDeltaAndR(t)
 }
 
 // TestKernelsMatchPureGo compares the assembly and pure-Go paths on the

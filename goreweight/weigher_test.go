@@ -186,7 +186,10 @@ func TestUniformIsExactlyOneOverM(t *testing.T) {
 func TestAffineInvariance(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, s := range allBuiltins {
-		w, _ := NewWeigher(optsFor(s))
+		w, err := NewWeigher(optsFor(s))
+		if err != nil {
+			t.Fatal(err)
+		}
 		for trial := 0; trial < 20; trial++ {
 			M := 1 + rng.IntN(500)
 			l := make([]float32, M)
@@ -199,8 +202,14 @@ func TestAffineInvariance(t *testing.T) {
 				l2[i] = a*l[i] + b
 			}
 			d1, d2 := make([]float32, M), make([]float32, M)
-			w.Weights(d1, l, nil, 0.3)
-			w.Weights(d2, l2, nil, 0.3)
+			s1, err1 := w.Weights(d1, l, nil, 0.3)
+			s2, err2 := w.Weights(d2, l2, nil, 0.3)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("%s: %v, %v", s, err1, err2)
+			}
+			if s1.Uniform != s2.Uniform || s1.Valid != s2.Valid {
+				t.Fatalf("%s: stats differ under l -> %v·l + %v: %+v vs %+v", s, a, b, s1, s2)
+			}
 			for i := range d1 {
 				if math.Abs(float64(d1[i]-d2[i])) > 1e-6*float64(d1[i])+1e-38 {
 					t.Fatalf("%s: weight %d changes under l -> %v·l + %v: %v vs %v", s, i, a, b, d1[i], d2[i])
