@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // TestExtremeDeltaAndR is issue 13 item 7: a delta so large that 2·delta
@@ -107,5 +108,19 @@ func TestStepsNearTheLimit(t *testing.T) {
 	}
 	if _, err := rw.Weights(make([]float32, 2), []float32{1, 2}, nil); !errors.Is(err, ErrInvalid) || rw.Step() != top {
 		t.Fatalf("weights at the largest step: %v, step now %d", err, rw.Step())
+	}
+}
+
+// TestHugeBatchRefused: a batch longer than MaxBatch is refused before any
+// of it is read (the slices below point at 4 bytes).
+func TestHugeBatchRefused(t *testing.T) {
+	if math.MaxInt == math.MaxInt32 {
+		t.Skip("32-bit int")
+	}
+	var x [1]float32
+	huge := unsafe.Slice(&x[0], MaxBatch+1)
+	w, _ := NewWeigher(DefaultOptions())
+	if _, err := w.Weights(huge, huge, nil, 1); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("batch of %d: %v", len(huge), err)
 	}
 }

@@ -39,6 +39,10 @@ const (
 	kindCustom         // a user strategy, called once per batch
 )
 
+// MaxBatch is the largest batch a Weigher takes: sample indices are int32
+// in the selectors and the domain compaction.
+const MaxBatch = math.MaxInt32
+
 // A Weigher turns batches of per-sample losses into weights with fixed
 // Options and a temperature given per call. Its scratch memory is reused,
 // so in steady state (same or smaller M, same number of domains) a call
@@ -164,6 +168,8 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	switch {
 	case M == 0:
 		return nil, ErrEmpty
+	case M > MaxBatch:
+		return nil, invalidf("goreweight: a batch of %d losses is too large (at most %d)", M, MaxBatch)
 	case len(dst) != M:
 		return nil, invalidf("goreweight: output has length %d, want %d (one weight per loss)", len(dst), M)
 	case domains != nil && len(domains) != M:
