@@ -55,7 +55,10 @@
 //     the caller allocated. Pointers coming in are checked for NULL and
 //     lengths for sign and agreement before use.
 //  7. JSON in, JSON out. Configuration is the JSON form of the core's
-//     Options and Config (unknown fields are errors); results with structure
+//     Options and Config, decoded on top of goreweight.DefaultOptions /
+//     DefaultConfig (a key left out takes its default; "delta": 0,
+//     "strategy": "" and unknown fields are errors) and forwarded: every
+//     validation rule lives in the core. Results with structure
 //     (stats, state, lists) are JSON strings. Stats JSON may contain the
 //     tokens NaN, Infinity and -Infinity (Python's json reads them).
 //  8. The generated header concatenates every file's cgo preamble, so each
