@@ -107,8 +107,9 @@ var builtins = []builtin{
 	{
 		name: Quadratic,
 		score: func(s, x []float64, d float64) {
+			id := 1 / d // one division per block, not per sample
 			for i, v := range x[:len(s)] {
-				u := v / d // x/δ, in [-1, 1]; x²/δ² would overflow for a huge δ
+				u := v * id // x/δ, in [-1, 1]; x²/δ² would overflow for a huge δ
 				s[i] = 1 - u*u
 			}
 		},
