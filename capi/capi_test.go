@@ -302,6 +302,36 @@ func TestArrowImport(t *testing.T) {
 	if _, _, err := importArrowLosses(nil, unsafe.Pointer(&ca), &scratch); err == nil || !strings.Contains(err.Error(), "schema") {
 		t.Errorf("NULL schema: %v", err)
 	}
+	// Issue 13 item 6: the array was moved by the import above (release is
+	// NULL) and the schema released: a second import is GRW_EINVAL with a
+	// message, not arrow-go's assertion aborting the process.
+	_, _, err = importArrowLosses(unsafe.Pointer(&cs), unsafe.Pointer(&ca), &scratch)
+	if err == nil || !strings.Contains(err.Error(), "already released") || statusOf(err) != statusInvalid {
+		t.Errorf("re-import of a moved array: %v", err)
+	}
+	// A live array with a released schema, and malformed headers.
+	fb = array.NewFloat32Builder(mem)
+	fb.AppendValues([]float32{1, 2}, nil)
+	a2 := fb.NewArray()
+	fb.Release()
+	var cs2 cdata.CArrowSchema
+	var ca2 cdata.CArrowArray
+	cdata.ExportArrowArray(a2, &ca2, &cs2)
+	a2.Release()
+	cdata.ReleaseCArrowSchema(&cs2)
+	if _, _, err := importArrowLosses(unsafe.Pointer(&cs2), unsafe.Pointer(&ca2), &scratch); err == nil || !strings.Contains(err.Error(), "schema was already released") {
+		t.Errorf("released schema: %v", err)
+	}
+	cdata.ReleaseCArrowArray(&ca2) // refused arrays stay with their owner
+	for _, h := range []arrowHeader{
+		{format: "f", length: -1, nBuffers: 2}, {format: "f", length: 4, nullCount: 5, nBuffers: 2},
+		{format: "f", length: 4, nBuffers: 3}, {format: "+s", nBuffers: 1, nChildren: 1}, {format: "f", length: 1, nBuffers: 2, valuesNil: true},
+		{format: "f", length: 4, nullCount: 2, nBuffers: 2, validityNil: true}, {format: "f", length: 1, nBuffers: 2, arrayDictionary: true},
+	} {
+		if err := h.check(); err == nil || statusOf(err) != statusInvalid {
+			t.Errorf("header %+v accepted: %v", h, err)
+		}
+	}
 }
 
 // TestCExample builds the shared library and capi/example/example.c and

@@ -2,6 +2,7 @@ package goreweight
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -198,5 +199,38 @@ func TestStatsJSON(t *testing.T) {
 	doms := back["domains"].([]any)
 	if doms[1].(map[string]any)["mean_loss"] != nil || doms[0].(map[string]any)["mean_loss"].(float64) != 1.5 {
 		t.Fatalf("domain stats JSON %s", b)
+	}
+}
+
+// TestRestoreIsStrict is issue 13 item 8's root: a state is validated as
+// strictly as a new configuration, with nothing defaulted; a typo or a
+// zero that New would refuse is refused, not loaded silently.
+func TestRestoreIsStrict(t *testing.T) {
+	rw, err := New(Config{Options: DefaultOptions(), Schedule: Constant(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := rw.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(good); err != nil {
+		t.Fatalf("own state: %v", err)
+	}
+	for name, js := range map[string]string{
+		"unknown key":  `{"version":1,"config":{"strategy":"linupper","delta":1,"nonfinite":"zero","capp":2,"schedule":{"kind":"constant","r":1}},"step":0}`,
+		"delta 0":      `{"version":1,"config":{"strategy":"linupper","delta":0,"nonfinite":"zero","schedule":{"kind":"constant","r":1}},"step":0}`,
+		"no delta":     `{"version":1,"config":{"strategy":"linupper","nonfinite":"zero","schedule":{"kind":"constant","r":1}},"step":0}`,
+		"no strategy":  `{"version":1,"config":{"delta":1,"nonfinite":"zero","schedule":{"kind":"constant","r":1}},"step":0}`,
+		"trailing":     string(good) + ` {}`,
+		"unknown top":  `{"version":1,"config":{"strategy":"linupper","delta":1,"nonfinite":"zero","schedule":{"kind":"constant","r":1}},"step":0,"stepp":3}`,
+		"bad schedule": `{"version":1,"config":{"strategy":"linupper","delta":1,"nonfinite":"zero","schedule":{"kind":"constant","r":0}},"step":0}`,
+	} {
+		if _, err := Restore([]byte(js)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: restored (err %v)", name, err)
+		}
+		if err := rw.LoadState([]byte(js)); err == nil {
+			t.Errorf("%s: loaded", name)
+		}
 	}
 }
