@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"math"
 	"slices"
@@ -49,14 +47,14 @@ func (b batch) open(scratch *[]float32) (losses []float32, domains []int32, out 
 		}
 		if int64(len(losses)) != b.n {
 			release()
-			return nil, nil, nil, func() {}, fmt.Errorf("goreweight: weights_out has length %d, the Arrow losses have length %d", b.n, len(losses))
+			return nil, nil, nil, func() {}, errInvalidf("goreweight: weights_out has length %d, the Arrow losses have length %d", b.n, len(losses))
 		}
 	} else {
 		if err := checkLen(b.n, "n (the number of losses)"); err != nil {
 			return nil, nil, nil, release, err
 		}
 		if b.losses == nil {
-			return nil, nil, nil, release, errors.New("goreweight: losses is NULL")
+			return nil, nil, nil, release, errInvalid("goreweight: losses is NULL")
 		}
 		losses = unsafe.Slice((*float32)(b.losses), b.n)
 	}
@@ -67,17 +65,17 @@ func (b batch) open(scratch *[]float32) (losses []float32, domains []int32, out 
 		}
 	}()
 	if b.out == nil {
-		return nil, nil, nil, release, errors.New("goreweight: weights_out is NULL")
+		return nil, nil, nil, release, errInvalid("goreweight: weights_out is NULL")
 	}
 	out = unsafe.Slice((*float32)(b.out), b.n)
 	if b.domains != nil {
 		domains = unsafe.Slice((*int32)(b.domains), b.n)
 		if overlaps(unsafe.Pointer(unsafe.SliceData(domains)), 4*b.n, b.out, 4*b.n) {
-			return nil, nil, nil, release, errors.New("goreweight: weights_out overlaps domains")
+			return nil, nil, nil, release, errInvalid("goreweight: weights_out overlaps domains")
 		}
 	}
 	if overlaps(unsafe.Pointer(unsafe.SliceData(losses)), 4*b.n, b.out, 4*b.n) {
-		return nil, nil, nil, release, errors.New("goreweight: weights_out overlaps losses")
+		return nil, nil, nil, release, errInvalid("goreweight: weights_out overlaps losses")
 	}
 	return losses, domains, out, release, nil
 }
@@ -86,11 +84,11 @@ func (b batch) open(scratch *[]float32) (losses []float32, domains []int32, out 
 func checkLen(n int64, name string) error {
 	switch {
 	case n == 0:
-		return errors.New("goreweight: empty batch: there are no losses to weight")
+		return goreweight.ErrEmpty
 	case n < 0:
-		return fmt.Errorf("goreweight: %s must be >= 1, got %d", name, n)
+		return errInvalidf("goreweight: %s must be >= 1, got %d", name, n)
 	case n > maxBatch:
-		return fmt.Errorf("goreweight: %s = %d is too large (at most %d)", name, n, int64(maxBatch))
+		return errInvalidf("goreweight: %s = %d is too large (at most %d)", name, n, int64(maxBatch))
 	}
 	return nil
 }
@@ -151,41 +149,16 @@ func jsonFloat(b []byte, v float64) []byte {
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
-// refuseEmptyDefaults refuses options JSON that sets delta to 0 or strategy
-// or nonfinite to "": the core reads those zero values as "use the
-// default", which would silently turn an explicit mistake into delta = 1 or
-// linupper. Leaving a field out still gives its default. (cap = 0 is the
-// core's documented "no cap" and stays accepted.)
-func refuseEmptyDefaults(js string) error {
-	var probe struct {
-		Delta     *float64 `json:"delta"`
-		Strategy  *string  `json:"strategy"`
-		NonFinite *string  `json:"nonfinite"`
-	}
-	if err := json.Unmarshal([]byte(js), &probe); err != nil {
-		return nil // decodeStrict reports it
-	}
-	switch {
-	case probe.Delta != nil && *probe.Delta == 0:
-		return errors.New("goreweight: delta must be a finite number > 0, got 0 (leave it out for the default, 1)")
-	case probe.Strategy != nil && *probe.Strategy == "":
-		return errors.New("goreweight: strategy is empty (leave it out for the default, linupper)")
-	case probe.NonFinite != nil && *probe.NonFinite == "":
-		return errors.New(`goreweight: nonfinite is empty (leave it out for the default, "zero")`)
-	}
-	return nil
-}
-
 // decodeStrict decodes exactly one JSON value from s into v, refusing
 // unknown fields and trailing data; what names the value in errors.
 func decodeStrict(s string, v any, what string) error {
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("goreweight: reading the %s JSON: %w", what, err)
+		return errInvalidf("goreweight: reading the %s JSON: %w", what, err)
 	}
 	if err := dec.Decode(&struct{}{}); err != io.EOF {
-		return fmt.Errorf("goreweight: reading the %s JSON: unexpected data after the value", what)
+		return errInvalidf("goreweight: reading the %s JSON: unexpected data after the value", what)
 	}
 	return nil
 }

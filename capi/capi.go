@@ -15,11 +15,22 @@
 //     process-wide helpers), declared with //export in a file named after the
 //     noun. Go types in signatures are C types: C.int64_t, C.uint64_t,
 //     C.double, *C.float, *C.int32_t, *C.char, unsafe.Pointer for void*.
-//  2. Status. Every export (but grw_free, which cannot fail) returns C.int:
-//     GRW_OK (0) on success, GRW_EINVAL
-//     (1) for anything the caller got wrong (bad JSON, invalid option,
-//     unknown handle, NULL pointer, wrong length, non-finite loss under
-//     "raise"), GRW_EINTERNAL (2) for a recovered Go panic (a goreweight bug).
+//  2. Status. Every export (but grw_free, which cannot fail) returns C.int,
+//     chosen from the Go error's class in one place (statusOf):
+//     GRW_OK (0) on success;
+//     GRW_EINVAL (1) for anything the caller got wrong (bad JSON, invalid
+//     option, unknown handle, NULL pointer, wrong length, released Arrow
+//     array; goreweight.ErrInvalid and every error not classed below);
+//     GRW_EINTERNAL (2) for a recovered Go panic (a goreweight bug);
+//     GRW_EEMPTY (3) for an empty batch (goreweight.ErrEmpty);
+//     GRW_ENONFINITE (4) for non-finite losses under "raise", or a batch
+//     whose losses are all non-finite (goreweight.ErrNonFinite);
+//     GRW_EINTR (5) for a grw_train run stopped by SIGINT, its checkpoint
+//     written (train.ErrInterrupted);
+//     GRW_EIO (6) for a file that could not be read or written (an
+//     *fs.PathError, *os.LinkError or *os.SyscallError in the chain).
+//     Codes 3 and 4 are bad arguments too: a caller that only tells success
+//     from failure can treat every nonzero status as an error.
 //  3. Errors. The last parameter of every export is `char **err`. On failure,
 //     if err is not NULL, *err receives a malloc'd, NUL-terminated message
 //     that the caller frees with grw_free; on success *err is set to NULL.
@@ -44,7 +55,10 @@
 //     the caller allocated. Pointers coming in are checked for NULL and
 //     lengths for sign and agreement before use.
 //  7. JSON in, JSON out. Configuration is the JSON form of the core's
-//     Options and Config (unknown fields are errors); results with structure
+//     Options and Config, decoded on top of goreweight.DefaultOptions /
+//     DefaultConfig (a key left out takes its default; "delta": 0,
+//     "strategy": "" and unknown fields are errors) and forwarded: every
+//     validation rule lives in the core. Results with structure
 //     (stats, state, lists) are JSON strings. Stats JSON may contain the
 //     tokens NaN, Infinity and -Infinity (Python's json reads them).
 //  8. The generated header concatenates every file's cgo preamble, so each
@@ -61,10 +75,14 @@ package main
 #include <stdint.h>
 #include <stdlib.h>
 
-// Status codes returned by every grw_* function.
-#define GRW_OK 0
-#define GRW_EINVAL 1
-#define GRW_EINTERNAL 2
+// Status codes returned by every grw_* function (see capi's package doc).
+#define GRW_OK 0         // success
+#define GRW_EINVAL 1     // a bad argument: the message names it
+#define GRW_EINTERNAL 2  // a recovered Go panic: a goreweight bug, please report it
+#define GRW_EEMPTY 3     // an empty batch
+#define GRW_ENONFINITE 4 // non-finite losses under "raise", or all losses non-finite
+#define GRW_EINTR 5      // grw_train interrupted by SIGINT; its checkpoint is written
+#define GRW_EIO 6        // a file could not be read or written
 */
 import "C"
 
@@ -72,28 +90,82 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"unsafe"
 
 	"github.com/goreweight/goreweight/goreweight"
+	"github.com/goreweight/goreweight/goreweight/trainer/train"
 )
 
 // Version is the version of the library (and of the Python package that
 // bundles it).
 const Version = "0.1.0"
 
-// Status codes, equal to the C macros of the same names.
+// Status codes, equal to the C macros GRW_OK ... GRW_EIO.
 const (
-	statusOK       = 0
-	statusInvalid  = 1
-	statusInternal = 2
+	statusOK        = 0
+	statusInvalid   = 1
+	statusInternal  = 2
+	statusEmpty     = 3
+	statusNonFinite = 4
+	statusInterrupt = 5
+	statusIO        = 6
 )
 
 func main() {}
 
 // errNullHandleOut is the error for a NULL handle out-parameter.
-var errNullHandleOut = errors.New("goreweight: handle (the out-parameter) is NULL")
+var errNullHandleOut = errInvalid("goreweight: handle (the out-parameter) is NULL")
+
+// argError is a bad argument found by capi itself (a NULL pointer, a bad
+// length, a released Arrow array): it Is goreweight.ErrInvalid, like the
+// core's, and unwraps to its cause.
+type argError struct {
+	msg   string
+	cause error
+}
+
+func (e *argError) Error() string        { return e.msg }
+func (e *argError) Unwrap() error        { return e.cause }
+func (e *argError) Is(target error) bool { return target == goreweight.ErrInvalid }
+
+// errInvalid returns a bad-argument error with message msg.
+func errInvalid(msg string) error { return &argError{msg: msg} }
+
+// errInvalidf returns a bad-argument error with a formatted message; a %w
+// verb makes the wrapped error its cause.
+func errInvalidf(format string, a ...any) error {
+	err := fmt.Errorf(format, a...)
+	return &argError{msg: err.Error(), cause: errors.Unwrap(err)}
+}
+
+// statusOf is the one mapping from Go errors to C status codes. The more
+// specific classes are tested first: ErrEmpty and ErrNonFinite are also
+// ErrInvalid.
+func statusOf(e error) int {
+	var ie internalError
+	var pe *fs.PathError
+	var le *os.LinkError
+	var se *os.SyscallError
+	switch {
+	case e == nil:
+		return statusOK
+	case errors.As(e, &ie):
+		return statusInternal
+	case errors.Is(e, train.ErrInterrupted):
+		return statusInterrupt
+	case errors.Is(e, goreweight.ErrEmpty):
+		return statusEmpty
+	case errors.Is(e, goreweight.ErrNonFinite):
+		return statusNonFinite
+	case errors.As(e, &pe), errors.As(e, &le), errors.As(e, &se):
+		return statusIO
+	}
+	return statusInvalid
+}
 
 // internalError marks an error as a recovered panic.
 type internalError struct{ msg string }
@@ -114,24 +186,16 @@ func guard(status *C.int, err **C.char) func() {
 	}
 }
 
-// done stores e's message in *err (if err is not NULL) and returns the
-// status for e: GRW_OK for nil, GRW_EINTERNAL for a recovered panic,
-// GRW_EINVAL otherwise.
+// done stores e's message in *err (if err is not NULL) and returns
+// statusOf(e).
 func done(err **C.char, e error) C.int {
-	if e == nil {
-		if err != nil {
-			*err = nil
-		}
-		return statusOK
-	}
 	if err != nil {
-		*err = C.CString(e.Error())
+		*err = nil
+		if e != nil {
+			*err = C.CString(e.Error())
+		}
 	}
-	var ie internalError
-	if errors.As(e, &ie) {
-		return statusInternal
-	}
-	return statusInvalid
+	return C.int(statusOf(e))
 }
 
 // cString returns a malloc'd copy of b with a terminating NUL.
@@ -146,7 +210,7 @@ func cString(b []byte) *C.char {
 // setOut stores a malloc'd copy of b in *out; out must not be NULL.
 func setOut(out **C.char, b []byte) error {
 	if out == nil {
-		return errors.New("goreweight: output pointer is NULL")
+		return errInvalid("goreweight: output pointer is NULL")
 	}
 	*out = cString(b)
 	return nil
@@ -155,7 +219,7 @@ func setOut(out **C.char, b []byte) error {
 // goString returns the C string p, or an error naming it when p is NULL.
 func goString(p *C.char, name string) (string, error) {
 	if p == nil {
-		return "", fmt.Errorf("goreweight: %s is NULL", name)
+		return "", errInvalidf("goreweight: %s is NULL", name)
 	}
 	return C.GoString(p), nil
 }
@@ -200,7 +264,7 @@ func grw_max_weight_bound(m C.int64_t, d C.double, r C.double, out *C.double, er
 	v, e := maxWeightBound(int64(m), float64(d), float64(r))
 	if e == nil {
 		if out == nil {
-			e = errors.New("goreweight: out is NULL")
+			e = errInvalid("goreweight: out is NULL")
 		} else {
 			*out = C.double(v)
 		}

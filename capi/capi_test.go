@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -15,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/cdata"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/goreweight/goreweight/goreweight"
+	"github.com/goreweight/goreweight/goreweight/trainer/train"
 )
 
 // rawBatch points a batch at Go slices (tests only: the C side passes C memory).
@@ -35,7 +38,7 @@ func TestWeigherForwardsToTheCore(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", opts, err)
 		}
-		var o goreweight.Options
+		o := goreweight.DefaultOptions()
 		if err := json.Unmarshal([]byte(opts), &o); err != nil {
 			t.Fatal(err)
 		}
@@ -88,15 +91,16 @@ func TestErrorsNameTheProblem(t *testing.T) {
 		err  error
 		want string
 	}{
+		{"released arrow", third(importArrowLosses(unsafe.Pointer(&cdata.CArrowSchema{}), unsafe.Pointer(&cdata.CArrowArray{}), new([]float32))), "already released"},
 		{"unknown field", second(weigherNew(`{"strategy": "linupper", "detla": 1}`)), `unknown field "detla"`},
 		{"trailing data", second(weigherNew(`{} {}`)), "after the value"},
 		{"bad json", second(weigherNew(`{`)), "options JSON"},
 		{"bad strategy", second(weigherNew(`{"strategy": "x"}`)), `unknown strategy "x"`},
 		{"bad delta", second(weigherNew(`{"delta": -1}`)), "delta"},
-		{"zero delta", second(weigherNew(`{"delta": 0}`)), "delta must be a finite number > 0, got 0"},
+		{"zero delta", second(weigherNew(`{"delta": 0}`)), "delta must be a finite number in (0, 1e+300], got 0"},
 		{"zero delta in config", second(reweighterNew(`{"delta": 0, "schedule": {"kind": "constant", "r": 1}}`)), "delta must be"},
 		{"empty strategy", second(weigherNew(`{"strategy": ""}`)), "strategy is empty"},
-		{"empty nonfinite", second(weigherNew(`{"nonfinite": ""}`)), "nonfinite is empty"},
+		{"empty nonfinite", second(weigherNew(`{"nonfinite": ""}`)), "nonfinite must be"},
 		{"no schedule", second(reweighterNew(`{}`)), "schedule kind is missing"},
 		{"null losses", second(weigherWeights(h, 1, batch{out: unsafe.Pointer(&out[0]), n: 3}, false)), "losses is NULL"},
 		{"null out", second(weigherWeights(h, 1, batch{losses: unsafe.Pointer(&l[0]), n: 3}, false)), "weights_out is NULL"},
@@ -116,10 +120,52 @@ func TestErrorsNameTheProblem(t *testing.T) {
 		if c.err == nil || !strings.Contains(c.err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one containing %q", c.name, c.err, c.want)
 		}
+		want := statusInvalid
+		if c.name == "empty" {
+			want = statusEmpty
+		}
+		if got := statusOf(c.err); got != want || !errors.Is(c.err, goreweight.ErrInvalid) {
+			t.Errorf("%s: status %d (Is ErrInvalid: %v), want %d", c.name, got, errors.Is(c.err, goreweight.ErrInvalid), want)
+		}
+	}
+}
+
+// TestStatusPerClass checks statusOf, the one mapping from Go errors to C
+// status codes, for every class of the error contract.
+func TestStatusPerClass(t *testing.T) {
+	raise, err := weigherNew(`{"nonfinite": "raise"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeHandle(raise)
+	nan := float32(math.NaN())
+	l := []float32{1, nan, 3}
+	out := make([]float32, 3)
+	_, statErr := os.Stat(filepath.Join(t.TempDir(), "missing"))
+	cases := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"ok", nil, statusOK},
+		{"invalid", second(weigherNew(`{"delta": 0}`)), statusInvalid},
+		{"internal", internalError{"boom"}, statusInternal},
+		{"empty", second(weigherWeights(raise, 1, rawBatch(l[:0], nil, out[:0]), false)), statusEmpty},
+		{"nonfinite", second(weigherWeights(raise, 1, rawBatch(l, nil, out), false)), statusNonFinite},
+		{"interrupted", fmt.Errorf("%w at step 3", train.ErrInterrupted), statusInterrupt},
+		{"io", fmt.Errorf("reading the corpus: %w", statErr), statusIO},
+		{"unclassified", errors.New("something else"), statusInvalid},
+	}
+	for _, c := range cases {
+		if got := statusOf(c.err); got != c.want {
+			t.Errorf("%s: statusOf(%v) = %d, want %d", c.name, c.err, got, c.want)
+		}
 	}
 }
 
 func second[T any](_ T, err error) error { return err }
+
+func third[T, U any](_ T, _ U, err error) error { return err }
 
 func TestReweighterStateAndStats(t *testing.T) {
 	h, err := reweighterNew(`{"strategy": "linupper", "schedule": {"kind": "linear", "r_start": 10, "r_end": 1, "steps": 4, "warmup": 1}}`)
@@ -256,6 +302,36 @@ func TestArrowImport(t *testing.T) {
 	if _, _, err := importArrowLosses(nil, unsafe.Pointer(&ca), &scratch); err == nil || !strings.Contains(err.Error(), "schema") {
 		t.Errorf("NULL schema: %v", err)
 	}
+	// Issue 13 item 6: the array was moved by the import above (release is
+	// NULL) and the schema released: a second import is GRW_EINVAL with a
+	// message, not arrow-go's assertion aborting the process.
+	_, _, err = importArrowLosses(unsafe.Pointer(&cs), unsafe.Pointer(&ca), &scratch)
+	if err == nil || !strings.Contains(err.Error(), "already released") || statusOf(err) != statusInvalid {
+		t.Errorf("re-import of a moved array: %v", err)
+	}
+	// A live array with a released schema, and malformed headers.
+	fb = array.NewFloat32Builder(mem)
+	fb.AppendValues([]float32{1, 2}, nil)
+	a2 := fb.NewArray()
+	fb.Release()
+	var cs2 cdata.CArrowSchema
+	var ca2 cdata.CArrowArray
+	cdata.ExportArrowArray(a2, &ca2, &cs2)
+	a2.Release()
+	cdata.ReleaseCArrowSchema(&cs2)
+	if _, _, err := importArrowLosses(unsafe.Pointer(&cs2), unsafe.Pointer(&ca2), &scratch); err == nil || !strings.Contains(err.Error(), "schema was already released") {
+		t.Errorf("released schema: %v", err)
+	}
+	cdata.ReleaseCArrowArray(&ca2) // refused arrays stay with their owner
+	for _, h := range []arrowHeader{
+		{format: "f", length: -1, nBuffers: 2}, {format: "f", length: 4, nullCount: 5, nBuffers: 2},
+		{format: "f", length: 4, nBuffers: 3}, {format: "+s", nBuffers: 1, nChildren: 1}, {format: "f", length: 1, nBuffers: 2, valuesNil: true},
+		{format: "f", length: 4, nullCount: 2, nBuffers: 2, validityNil: true}, {format: "f", length: 1, nBuffers: 2, arrayDictionary: true},
+	} {
+		if err := h.check(); err == nil || statusOf(err) != statusInvalid {
+			t.Errorf("header %+v accepted: %v", h, err)
+		}
+	}
 }
 
 // TestCExample builds the shared library and capi/example/example.c and
@@ -285,7 +361,7 @@ func TestCExample(t *testing.T) {
 	}
 	for _, want := range []string{"linupper 0.119271 0.232307 0.324211 0.324211 0.000000", "nonfinite 1",
 		"arrow_equal 1", "arrow_released 1", "packed_equal 1", "packed_nonfinite 1", "bad_strategy_status 1", "closed_handle_status 1",
-		"step1 0.250000 0.250000 0.250000 0.250000", "restored_step 3", "schedule_r 50.5000", "warmup_r_is_inf 1", "\nok\n"} {
+		"step1 0.250000 0.250000 0.250000 0.250000", "restored_step 3", "empty_status_is_eempty 1", "all_nan_status_is_enonfinite 1", "schedule_r 50.5000", "warmup_r_is_inf 1", "\nok\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("example output lacks %q:\n%s", want, out)
 		}

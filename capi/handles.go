@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"sync"
 )
 
@@ -36,11 +35,11 @@ func lookup[T object](h uint64) (T, error) {
 	o, ok := handles.m[h]
 	handles.RUnlock()
 	if !ok {
-		return zero, fmt.Errorf("goreweight: handle %d is unknown or closed", h)
+		return zero, errInvalidf("goreweight: handle %d is unknown or closed", h)
 	}
 	t, ok := o.(T)
 	if !ok {
-		return zero, fmt.Errorf("goreweight: handle %d is a %s, not a %s", h, o.kind(), zero.kind())
+		return zero, errInvalidf("goreweight: handle %d is a %s, not a %s", h, o.kind(), zero.kind())
 	}
 	return t, nil
 }
@@ -50,7 +49,7 @@ func closeHandle(h uint64) error {
 	handles.Lock()
 	defer handles.Unlock()
 	if _, ok := handles.m[h]; !ok {
-		return fmt.Errorf("goreweight: handle %d is unknown or closed", h)
+		return errInvalidf("goreweight: handle %d is unknown or closed", h)
 	}
 	delete(handles.m, h)
 	return nil

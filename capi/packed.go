@@ -22,8 +22,6 @@ typedef struct grw_weights_args {
 import "C"
 
 import (
-	"errors"
-	"fmt"
 	"unsafe"
 )
 
@@ -33,7 +31,7 @@ func packedWeights(h uint64, r float64, b batch, wantStats bool) (result, error)
 	o, ok := handles.m[h]
 	handles.RUnlock()
 	if !ok {
-		return result{}, fmt.Errorf("goreweight: handle %d is unknown or closed", h)
+		return result{}, errInvalidf("goreweight: handle %d is unknown or closed", h)
 	}
 	switch o.(type) {
 	case *weigherObj:
@@ -41,7 +39,7 @@ func packedWeights(h uint64, r float64, b batch, wantStats bool) (result, error)
 	case *reweighterObj:
 		return reweighterWeights(h, b, wantStats)
 	}
-	return result{}, fmt.Errorf("goreweight: handle %d is a %s, not a weigher or a reweighter", h, o.kind())
+	return result{}, errInvalidf("goreweight: handle %d is a %s, not a weigher or a reweighter", h, o.kind())
 }
 
 // grw_weights_packed is grw_weigher_weights or grw_reweighter_weights
@@ -52,7 +50,7 @@ func packedWeights(h uint64, r float64, b batch, wantStats bool) (result, error)
 func grw_weights_packed(a *C.grw_weights_args, err **C.char) (status C.int) {
 	defer guard(&status, err)()
 	if a == nil {
-		return done(err, errors.New("goreweight: args is NULL"))
+		return done(err, errInvalid("goreweight: args is NULL"))
 	}
 	a.nonfinite = 0
 	a.stats_json = nil

@@ -7,7 +7,6 @@ import "C"
 
 import (
 	"encoding/json"
-	"errors"
 	"sync"
 	"unsafe"
 
@@ -24,14 +23,11 @@ type reweighterObj struct {
 
 func (*reweighterObj) kind() string { return "reweighter" }
 
-// reweighterNew parses a Config JSON and returns the handle of a new
-// Reweighter at step 0.
+// reweighterNew decodes a Config JSON on top of goreweight.DefaultConfig
+// and returns the handle of a new Reweighter at step 0; the core validates.
 func reweighterNew(configJSON string) (uint64, error) {
-	var c goreweight.Config
+	c := goreweight.DefaultConfig()
 	if err := decodeStrict(configJSON, &c, "config"); err != nil {
-		return 0, err
-	}
-	if err := refuseEmptyDefaults(configJSON); err != nil {
 		return 0, err
 	}
 	rw, err := goreweight.New(c)
@@ -127,7 +123,7 @@ func reweighterLoadState(h uint64, state string) error {
 	})
 }
 
-// reweighterConfig returns the configuration, defaults filled in, as JSON.
+// reweighterConfig returns the configuration as JSON.
 func reweighterConfig(h uint64) (b []byte, err error) {
 	err = withReweighter(h, func(o *reweighterObj) error { b, err = json.Marshal(o.rw.Config()); return err })
 	return b, err
@@ -228,7 +224,7 @@ func grw_reweighter_stats(h C.uint64_t, out **C.char, err **C.char) (status C.in
 func grw_reweighter_step(h C.uint64_t, out *C.int64_t, err **C.char) (status C.int) {
 	defer guard(&status, err)()
 	if out == nil {
-		return done(err, errors.New("goreweight: step (the out-parameter) is NULL"))
+		return done(err, errInvalid("goreweight: step (the out-parameter) is NULL"))
 	}
 	s, e := reweighterStep(uint64(h))
 	if e == nil {
@@ -252,7 +248,7 @@ func grw_reweighter_set_step(h C.uint64_t, step C.int64_t, err **C.char) (status
 func grw_reweighter_r(h C.uint64_t, out *C.double, err **C.char) (status C.int) {
 	defer guard(&status, err)()
 	if out == nil {
-		return done(err, errors.New("goreweight: r (the out-parameter) is NULL"))
+		return done(err, errInvalid("goreweight: r (the out-parameter) is NULL"))
 	}
 	r, e := reweighterR(uint64(h))
 	if e == nil {

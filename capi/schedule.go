@@ -6,8 +6,6 @@ package main
 import "C"
 
 import (
-	"errors"
-	"fmt"
 	"math"
 
 	"github.com/goreweight/goreweight/goreweight"
@@ -24,7 +22,7 @@ func scheduleAt(scheduleJSON string, step int64) (float64, error) {
 		return 0, err
 	}
 	if step < 0 {
-		return 0, fmt.Errorf("goreweight: step must be >= 0, got %d", step)
+		return 0, errInvalidf("goreweight: step must be >= 0, got %d", step)
 	}
 	return s.At(step), nil
 }
@@ -33,11 +31,11 @@ func scheduleAt(scheduleJSON string, step int64) (float64, error) {
 func maxWeightBound(m int64, d, r float64) (float64, error) {
 	switch {
 	case m < 1:
-		return 0, fmt.Errorf("goreweight: m must be >= 1, got %d", m)
+		return 0, errInvalidf("goreweight: m must be >= 1, got %d", m)
 	case !(d > 0) || math.IsInf(d, 1):
-		return 0, fmt.Errorf("goreweight: the score range d must be a finite number > 0, got %v", d)
+		return 0, errInvalidf("goreweight: the score range d must be a finite number > 0, got %v", d)
 	case !(r > 0):
-		return 0, fmt.Errorf("goreweight: temperature r must be > 0, got %v", r)
+		return 0, errInvalidf("goreweight: temperature r must be > 0, got %v", r)
 	}
 	return goreweight.MaxWeightBound(int(m), d, r), nil
 }
@@ -52,7 +50,7 @@ func grw_schedule_at(scheduleJSON *C.char, step C.int64_t, rOut *C.double, err *
 	defer guard(&status, err)()
 	s, e := goString(scheduleJSON, "schedule_json")
 	if e == nil && rOut == nil {
-		e = errors.New("goreweight: r_out is NULL")
+		e = errInvalid("goreweight: r_out is NULL")
 	}
 	if e != nil {
 		return done(err, e)

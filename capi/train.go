@@ -8,7 +8,6 @@ import "C"
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/signal"
 	"sync"
@@ -31,8 +30,9 @@ import (
 //
 // The call blocks until the run ends. While it runs, SIGINT (Ctrl-C) stops
 // the run after the current step and writes a checkpoint: the call then
-// fails with GRW_EINVAL and a message starting "train: interrupted" that
-// names the directory to resume. The process's own SIGINT handling is
+// fails with GRW_EINTR and a message that names the directory to resume.
+// A file that cannot be read or written (the corpus, a checkpoint, the
+// output directory) gives GRW_EIO; other bad settings GRW_EINVAL. The process's own SIGINT handling is
 // restored when no grw_train call is running.
 //
 //export grw_train
@@ -52,7 +52,7 @@ func grw_train(config_json *C.char, result_json **C.char, err **C.char) (status 
 	return done(err, setOut(result_json, []byte(res)))
 }
 
-var errNullResult = errors.New("goreweight: result_json (the out-parameter) is NULL")
+var errNullResult = errInvalid("goreweight: result_json (the out-parameter) is NULL")
 
 // trainJSON parses a trainer configuration, runs it with SIGINT stopping it
 // cleanly, and returns the summary as JSON.

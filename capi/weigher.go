@@ -22,14 +22,12 @@ type weigherObj struct {
 
 func (*weigherObj) kind() string { return "weigher" }
 
-// weigherNew parses the options JSON (the core's Options) and returns the
-// handle of a new Weigher.
+// weigherNew decodes the options JSON (the core's Options) on top of
+// goreweight.DefaultOptions and returns the handle of a new Weigher; the
+// core validates.
 func weigherNew(optionsJSON string) (uint64, error) {
-	var o goreweight.Options
+	o := goreweight.DefaultOptions()
 	if err := decodeStrict(optionsJSON, &o, "options"); err != nil {
-		return 0, err
-	}
-	if err := refuseEmptyDefaults(optionsJSON); err != nil {
 		return 0, err
 	}
 	w, err := goreweight.NewWeigher(o)
@@ -39,7 +37,7 @@ func weigherNew(optionsJSON string) (uint64, error) {
 	return newHandle(&weigherObj{w: w}), nil
 }
 
-// weigherOptions returns the options in effect, defaults filled in, as JSON.
+// weigherOptions returns the options in effect as JSON.
 func weigherOptions(h uint64) ([]byte, error) {
 	o, err := lookup[*weigherObj](h)
 	if err != nil {
@@ -92,7 +90,8 @@ func clearOuts(nonFinite *C.int64_t, stats **C.char) {
 
 // grw_weigher_new creates a Weigher from its options as JSON, e.g.
 // {"strategy": "linupper", "delta": 1, "cap": 2, "nonfinite": "zero"}
-// (omitted fields take their defaults; unknown fields are errors), and
+// (omitted fields take goreweight.DefaultOptions' values; explicit zero
+// values such as "delta": 0 are errors, as are unknown fields), and
 // stores its handle in *handle.
 //
 //export grw_weigher_new
@@ -112,7 +111,7 @@ func grw_weigher_new(optionsJSON *C.char, handle *C.uint64_t, err **C.char) (sta
 	return done(err, e)
 }
 
-// grw_weigher_options stores the Weigher's options, defaults filled in, as
+// grw_weigher_options stores the Weigher's options as
 // JSON in *out (free with grw_free).
 //
 //export grw_weigher_options

@@ -20,7 +20,7 @@ func BenchmarkWeights(b *testing.B) {
 					l[i] = float32(2 + rng.NormFloat64())
 				}
 				dst := make([]float32, M)
-				w, _ := NewWeigher(Options{Strategy: s})
+				w, _ := NewWeigher(dflt(Options{Strategy: s}))
 				b.ReportAllocs()
 				b.ResetTimer()
 				for b.Loop() {

@@ -1,83 +1,106 @@
 package goreweight
 
 import (
-	"fmt"
 	"math"
+	"slices"
 )
 
 // capWeights replaces the unnormalised weights in w.dst by the KL
 // projection of the softmax weights onto the capped simplex
 // {w : Σw = 1, 0 <= w_i <= T}, T = Cap/valid.
 //
-// The projection is w_i = min(T, λ·e_i) with λ chosen so that Σw = 1: clip
-// the weights above the cap and rescale the rest, repeatedly. Once capped a
-// weight stays capped (λ only grows), so at most M rounds are needed; in
-// practice 1-3. Samples with e_i = 0 stay at 0 (their KL cost is infinite
-// otherwise), so the cap is infeasible when fewer than valid/Cap samples
-// have a positive weight; that is an error.
+// The projection is w_i = min(T, λ·e_i) with λ chosen so that Σw = 1; the
+// capped samples are the k largest. It is computed in log space, so that
+// it is defined for every r > 0: with g_i = log e_i (the exponent of pass
+// 2, in float64) sorted in decreasing order, k is the smallest count for
+// which log λ_k + g_(k) <= log T, where log λ_k = log(1 - k·T) - LSE_k and
+// LSE_k = log Σ_{j>=k} e^g_(j) is accumulated from the smallest up with a
+// running shift (no exponential under- or overflows, however small r is).
+// Samples with e_i = 0 exactly (g_i = -Inf: a multiplier of 0, a sample a
+// selector drops) stay at 0: their KL cost is infinite otherwise. So the
+// cap is infeasible when fewer than valid/Cap samples can have a positive
+// weight; that is an error. Cap = 1 gives exactly uniform weights.
 func (w *Weigher) capWeights(valid int) error {
 	dst := w.dst
 	M := len(dst)
 	T := w.opts.Cap / float64(valid)
 	if cap(w.e64) < M {
 		w.e64 = make([]float64, M)
-		w.capped = make([]bool, M)
+		w.suf = make([]float64, M)
+		w.cidx = make([]int32, M)
 	}
-	capped, e64 := w.capped[:M], w.e64[:M]
-	clear(capped)
-	// The projection rescales small weights by large factors, so it works on
-	// float64 exponentials: the float32 ones in dst may be subnormal.
-	w.exp64(e64)
-	npos := 0
-	for _, e := range e64 {
-		if e > 0 {
-			npos++
+	g, suf := w.e64[:M], w.suf[:M]
+	w.logWeights(g)
+	order := w.cidx[:0]
+	for i, v := range g {
+		if v > negInf {
+			order = append(order, int32(i))
 		}
 	}
+	npos := len(order)
 	if float64(npos)*T < 1-1e-9 {
-		return fmt.Errorf("goreweight: cap %v is infeasible: only %d of %d samples have a nonzero weight, and %d·%v/%d < 1", w.opts.Cap, npos, valid, npos, w.opts.Cap, valid)
+		return invalidf("goreweight: cap %v is infeasible: only %d of %d samples have a nonzero weight, and %d·%v/%d < 1", w.opts.Cap, npos, valid, npos, w.opts.Cap, valid)
 	}
-	nc := 0
-	lambda := 0.0
-	for nc < npos {
-		var rest float64
-		for i, e := range e64 {
-			if !capped[i] {
-				rest += e
-			}
+	// Decreasing g, ties by index: deterministic.
+	slices.SortFunc(order, func(a, b int32) int {
+		switch {
+		case g[a] > g[b]:
+			return -1
+		case g[a] < g[b]:
+			return 1
 		}
-		lambda = (1 - float64(nc)*T) / rest
-		newly := 0
-		for i, e := range e64 {
-			if !capped[i] && e > 0 && lambda*e > T {
-				capped[i] = true
-				newly++
-			}
-		}
-		if newly == 0 {
+		return int(a - b)
+	})
+	// suf[k] = LSE_k - g_(k) = log Σ_{j>=k} e^(g_(j) - g_(k)) >= 0, from
+	// the smallest up. Relative to g_(k), so that it keeps its precision
+	// when |g| is huge (r tiny): LSE_k itself would absorb it.
+	m, sum := negInf, 0.0
+	for k := npos - 1; k >= 0; k-- {
+		v := g[order[k]]
+		sum = sum*math.Exp(m-v) + 1 // m <= v
+		m = v
+		suf[k] = math.Log(sum)
+	}
+	// k is the smallest j with λ_j·e_(j) <= T, i.e. rest_j <= T·e^suf[j];
+	// it exists (j = npos-1 gives rest <= T by feasibility), so the
+	// fallback k = npos (every positive weight at the cap) only catches
+	// rounding and the exactly feasible case npos·T = 1 (Cap = 1: uniform).
+	logT := math.Log(T)
+	k, logRest, gk := len(order), 0.0, 0.0 // λ·e_i = e^(logRest + g_i - gk)
+	if float64(npos)*T <= 1+1e-12 {
+		npos = 0
+	}
+	for j := 0; j < npos; j++ {
+		rest := 1 - float64(j)*T
+		if rest <= 0 {
 			break
 		}
-		nc += newly
+		if lr := math.Log(rest) - suf[j]; lr <= logT {
+			k, logRest, gk = j, lr, g[order[j]]
+			break
+		}
 	}
 	t32 := float32(T)
 	if float64(t32) > T {
 		t32 = math.Nextafter32(t32, 0)
 	}
-	for i, e := range e64 {
-		if capped[i] {
+	clear(dst)
+	for j, i := range order {
+		if j < k {
 			dst[i] = t32
 		} else {
-			dst[i] = min(float32(lambda*e), t32)
+			dst[i] = min(float32(math.Exp(logRest+(g[i]-gk))), t32)
 		}
 	}
-	w.stats.Capped = nc
+	w.stats.Capped = k
 	return nil
 }
 
-// exp64 sets e[i] to the unnormalised weight of sample i in float64, with
-// the same exponent as pass 2 (0 for a non-finite loss).
-func (w *Weigher) exp64(e []float64) {
-	var zb [blockSize]float64
+// logWeights sets g[i] to the log of the unnormalised weight of sample i in
+// float64, the exponent of pass 2 (-Inf for a non-finite loss and for a
+// weight that is exactly 0).
+func (w *Weigher) logWeights(g []float64) {
+	zb := &w.blocks[0][0]
 	M := len(w.losses)
 	for b := 0; b < M; b += blockSize {
 		z := zb[:min(blockSize, M-b)]
@@ -85,14 +108,14 @@ func (w *Weigher) exp64(e []float64) {
 		for j, zj := range z {
 			i := b + j
 			if zj != zj {
-				e[i] = 0
+				g[i] = negInf
 				continue
 			}
 			lz := zj - w.shift
 			if w.logMult != nil {
 				lz += w.logMult[w.domains[i]]
 			}
-			e[i] = expNeg(lz)
+			g[i] = lz
 		}
 	}
 }
@@ -122,7 +145,7 @@ func (w *Weigher) finalStats(valid int) {
 		sl += x * float64(l)
 		wmax, wmin = max(wmax, x), min(wmin, x)
 		if w.ndom > 0 {
-			w.dacc[0][w.domains[i]].esum += x
+			w.dacc[0][w.didx[i]].esum += x
 		}
 	}
 	fv := float64(valid)

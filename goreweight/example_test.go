@@ -1,6 +1,7 @@
 package goreweight_test
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/goreweight/goreweight/goreweight"
@@ -11,7 +12,7 @@ import (
 // out, and the loss to back-propagate is Σ w_i·l_i with w constant.
 func ExampleReweighter() {
 	rw, err := goreweight.New(goreweight.Config{
-		Options:  goreweight.Options{Strategy: goreweight.LinUpper},
+		Options:  goreweight.DefaultOptions(), // linupper, delta 1, no cap
 		Schedule: goreweight.Linear(100, 1, 1000).WithWarmup(10),
 	})
 	if err != nil {
@@ -50,4 +51,79 @@ func ExampleSchedule() {
 	// 1000 0.4 100
 	// 1999 0.4 100
 	// 2000 0.4 0.4
+}
+
+// A Weigher has fixed options and takes the temperature per call; its
+// scratch memory is reused, so steady-state calls allocate nothing.
+func ExampleWeigher() {
+	opts := goreweight.DefaultOptions()
+	opts.Strategy = goreweight.Quadratic
+	opts.Cap = 1.5 // no weight above 1.5/M
+	w, err := goreweight.NewWeigher(opts)
+	if err != nil {
+		panic(err)
+	}
+	losses := []float32{1, 2, 3, 4, 5}
+	dst := make([]float32, len(losses))
+	st, err := w.Weights(dst, losses, nil, 0.5)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("weights = %.4f\n", dst)
+	fmt.Printf("capped %d, max w·M = %.3f\n", st.Capped, st.MaxWM)
+	// Output:
+	// weights = [0.0638 0.2862 0.3000 0.2862 0.0638]
+	// capped 1, max w·M = 1.500
+}
+
+// Errors are values: branch on the class, not on the message.
+func ExampleOptionError() {
+	opts := goreweight.DefaultOptions()
+	opts.Delta = 0
+	_, err := goreweight.NewWeigher(opts)
+	var oe *goreweight.OptionError
+	fmt.Println(errors.As(err, &oe), oe.Key, errors.Is(err, goreweight.ErrInvalid))
+	// Output:
+	// true delta true
+}
+
+// The score range of each built-in strategy at delta = 1, e.g. for the
+// worst-case weight bound MaxWeightBound(M, hi-lo, r).
+func ExampleScoreRange() {
+	for _, s := range []string{goreweight.LinUpper, goreweight.Quadratic, goreweight.DROKL, goreweight.TopK} {
+		lo, hi, ok := goreweight.ScoreRange(s, 1)
+		fmt.Println(s, lo, hi, ok)
+	}
+	// Output:
+	// linupper 0 1 true
+	// quadratic 0 1 true
+	// dro-kl -1 1 true
+	// topk 0 0 false
+}
+
+// Saving and restoring a run: the state is the configuration and the step,
+// and a restored Reweighter continues exactly where the saved one stopped.
+func ExampleRestore() {
+	cfg := goreweight.DefaultConfig()
+	cfg.Schedule = goreweight.Linear(10, 1, 100)
+	rw, err := goreweight.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	_ = rw.SetStep(50)
+	state, err := rw.State()
+	if err != nil {
+		panic(err)
+	}
+	back, err := goreweight.Restore(state)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(back.Step(), back.R())
+	// A damaged state is refused, not loaded with defaults.
+	_, err = goreweight.Restore([]byte(`{"version": 1, "config": {"strategy": "linupper", "delta": 0}}`))
+	fmt.Println(errors.Is(err, goreweight.ErrInvalid))
+	// Output:
+	// 50 5.5
+	// true
 }

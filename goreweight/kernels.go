@@ -38,41 +38,26 @@ func min4(v *[4]float64) float64 { return min(min(v[0], v[1]), min(v[2], v[3])) 
 
 var inf = math.Inf(1)
 
-// expKernelParams folds the normalisation, score and temperature of
-// Weigher.scores into expScoresAVX2's kind and constants: with
-// q = l - lmin and x = q·A + B (one FMA),
-//
-//	linupper   z = min(q·sc - δ, 0)·invR           = min(x, 0)
-//	dro-kl     z = (q·sc - δ - sup)·invR           = min(x, 0)
-//	extremes   z = (|q·sc - δ| - sup)·invR         = min(|x| + C, 0)
-//	quadratic  z = (1 - u² - sup)·invR, u = q·sc - 1 = x, z = C - x·(x·invR)
+// expKernelParams gives expScoresAVX2 the shape and constants of the
+// Weigher's built-in strategy, as its kernel field folds them: the
+// normalisation, the score, the shift by the supremum and the temperature
+// become one FMA, x = (l - lmin)·A + B, and one of the three shapes
+// (shapeMin, shapeQuad, shapeAbs).
 //
 // The folded forms round differently from the pure-Go loop, by a few ulps
 // of terms of size ~δ/r: relative weight differences ~1e-16·δ/r, far below
 // the 1e-6 contract. Scores never exceed their supremum, so z <= 0; the
 // clamps keep rounding from pushing z above 0. ok is false for a tiny r
-// (below 1e-6·max(δ, 1)) and in the rescue pass; the pure-Go loop then runs.
+// (below 1e-6·max(δ, 1)), for a strategy without a kernel and in the
+// rescue pass; the pure-Go loop then runs.
 func (w *Weigher) expKernelParams() (kind int, p expParams, ok bool) {
-	if w.rescue {
+	if w.rescue || w.kind != kindBuiltin || w.bi.kernel == nil {
 		// The rescue pass shifts by the maximum exponent as the pure-Go loop
 		// computes it; it is rare, so it runs in Go.
 		return 0, p, false
 	}
-	sc, invR, d, sup := w.scale, w.invR, w.opts.Delta, w.sup
-	var A, B, C float64
-	kind = w.kind
-	switch w.kind {
-	case kindLinUpper:
-		A, B = sc*invR, -d*invR
-	case kindDROKL:
-		kind, A, B = kindLinUpper, sc*invR, -(d+sup)*invR
-	case kindExtremes:
-		A, B, C = sc*invR, -d*invR, -sup*invR
-	case kindQuadratic:
-		A, B, C = sc, -1, (1-sup)*invR
-	default:
-		return 0, p, false
-	}
+	invR, d := w.invR, w.opts.Delta
+	kind, A, B, C := w.bi.kernel(w.scale*d, invR, d) // x = q·(scale·δ) - δ; an overflow fails the check below
 	// The exponents' absolute rounding error is a few ulps of δ/r: keep it
 	// below 1e-9, so that weights stay within 1e-8 relative of the pure-Go
 	// loop's (and A finite: a tiny spread makes sc huge). Smaller r runs in Go.

@@ -2,31 +2,12 @@
 
 package goreweight
 
+import "github.com/goreweight/goreweight/goreweight/internal/cpu"
+
 // useAVX2 reports whether the CPU and OS support AVX2 and FMA, so that the
-// assembly kernels run. Tests switch it off to exercise the pure-Go code.
-var useAVX2 = hasAVX2FMA()
-
-// hasAVX2FMA checks CPUID for AVX, FMA and AVX2, and XCR0 for the OS
-// saving the XMM and YMM registers.
-func hasAVX2FMA() bool {
-	maxID, _, _, _ := cpuid(0, 0)
-	if maxID < 7 {
-		return false
-	}
-	_, _, ecx1, _ := cpuid(1, 0)
-	const fma, osxsave, avx = 1 << 12, 1 << 27, 1 << 28
-	if ecx1&(fma|osxsave|avx) != fma|osxsave|avx {
-		return false
-	}
-	if xcr0, _ := xgetbv(); xcr0&6 != 6 {
-		return false
-	}
-	_, ebx7, _, _ := cpuid(7, 0)
-	return ebx7&(1<<5) != 0 // AVX2
-}
-
-func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
-func xgetbv() (eax, edx uint32)
+// assembly kernels run (goreweight/internal/cpu decides, for the trainer's
+// kernels too). Tests switch it off to exercise the pure-Go code.
+var useAVX2 = cpu.AVX2FMA
 
 // expVecAVX2 sets dst[i] = e^x[i] for i < len(x) rounded down to a multiple
 // of 4, for x[i] <= 0 (and slightly above), 0 for x[i] < -707. It is the
@@ -39,8 +20,9 @@ func xgetbv() (eax, edx uint32)
 //go:noescape
 func expVecAVX2(dst, x []float64)
 
-// expScoresAVX2 is pass 2's fast path for kind (kindLinUpper, kindQuadratic,
-// kindExtremes; see expKernelParams) on len(ls) rounded down to a multiple of 4:
+// expScoresAVX2 is pass 2's fast path for a kernel shape (shapeMin,
+// shapeQuad, shapeAbs; the strategy's kernel field chooses it and its
+// constants, see expKernelParams) on len(ls) rounded down to a multiple of 4:
 // z = the exponent of each loss (see the assembly and expKernelParams),
 // dst = float32(e^z), and it adds e, e², e·z, e·l into a's lanes and takes
 // the lane-wise max and min of z. len(dst) >= len(ls); every loss must be

@@ -209,10 +209,10 @@ expvec_done:
 // func expScoresAVX2(kind int, dst, ls []float32, p *expParams, a *expAcc)
 // Pass 2 of the fast path, 4 samples at a time, for len(ls) rounded down
 // to a multiple of 4. With q = l - lmin and x = q·A + B (one FMA), the
-// exponent z of each loss is (p's fields are set by Weigher.expFastAVX2):
-//   kindLinUpper  z = min(x, C)           (also dro-kl, with C = 0)
-//   kindQuadratic z = C - x·(x·invR)      (x = u, A = sc, B = -1)
-//   kindExtremes  z = min(|x| + C, 0)
+// exponent z of each loss is (the shape and p come from the strategy, see expKernelParams):
+//   shapeMin  (1) z = min(x, C)           (linupper, dro-kl; C = 0)
+//   shapeQuad (2) z = C - x·(x·invR)      (quadratic: x = u = x/δ)
+//   shapeAbs  (3) z = min(|x| + C, 0)     (extremes)
 // then e = e^z (EXP4), dst = float32(e), and the lane sums a.s += e,
 // a.s2 += e·e, a.el += e·z, a.sl += e·l, a.zmax = max(a.zmax, z),
 // a.zmin = min(a.zmin, z).
@@ -237,14 +237,14 @@ scores_loop:
 	VSUBPD      0(AX), Y6, Y7 // q = l - lmin (exact: both are float32 values)
 	VMOVUPD     64(AX), Y8    // B
 	VFMADD231PD 32(AX), Y7, Y8 // x = q·A + B
-	CMPQ        DX, $1        // kindLinUpper?
+	CMPQ        DX, $1        // shapeMin?
 	JNE         scores_notlin
 	VMOVUPD     96(AX), Y9    // C
 	VMINPD      Y8, Y9, Y7    // z = (C < x) ? C : x
 	JMP         scores_exp
 
 scores_notlin:
-	CMPQ         DX, $2       // kindQuadratic?
+	CMPQ         DX, $2       // shapeQuad?
 	JNE          scores_notquad
 	VMULPD       128(AX), Y8, Y9 // v = u·invR
 	VMOVUPD      96(AX), Y7   // C
@@ -252,7 +252,7 @@ scores_notlin:
 	JMP          scores_exp
 
 scores_notquad:
-	VANDPD expc<>+192(SB), Y8, Y8 // kindExtremes: |x|
+	VANDPD expc<>+192(SB), Y8, Y8 // shapeAbs: |x|
 	VADDPD 96(AX), Y8, Y8     // |x| + C
 	VXORPD Y9, Y9, Y9         // 0
 	VMINPD Y8, Y9, Y7         // z = (0 < |x| + C) ? 0 : |x| + C
@@ -341,23 +341,4 @@ scale_loop:
 
 scale_done:
 	VZEROUPPER
-	RET
-
-// func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
-TEXT ·cpuid(SB), NOSPLIT, $0-24
-	MOVL eaxArg+0(FP), AX
-	MOVL ecxArg+4(FP), CX
-	CPUID
-	MOVL AX, eax+8(FP)
-	MOVL BX, ebx+12(FP)
-	MOVL CX, ecx+16(FP)
-	MOVL DX, edx+20(FP)
-	RET
-
-// func xgetbv() (eax, edx uint32)
-TEXT ·xgetbv(SB), NOSPLIT, $0-8
-	MOVL $0, CX
-	BYTE $0x0f; BYTE $0x01; BYTE $0xd0 // XGETBV: XCR0 into EDX:EAX
-	MOVL AX, eax+0(FP)
-	MOVL DX, edx+4(FP)
 	RET

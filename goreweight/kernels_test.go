@@ -68,20 +68,29 @@ func withPureGo(f func()) {
 	f()
 }
 
+// usePureGo switches the assembly kernels off for the rest of the test;
+// t.Cleanup restores them, also when the test fails.
+func usePureGo(t *testing.T) {
+	saved := useAVX2
+	useAVX2 = false
+	t.Cleanup(func() { useAVX2 = saved })
+}
+
 // TestPureGoMatchesReference runs the float64-reference and property tests
 // on the pure-Go loops too, which other CPUs use.
 func TestPureGoMatchesReference(t *testing.T) {
 	if !useAVX2 {
 		t.Skip("the pure-Go loops are what every other test runs")
 	}
-	withPureGo(func() {
-		TestWeightsMatchReference(t)
-		TestHandComputed(t)
-		TestUniformIsExactlyOneOverM(t)
-		TestAffineInvariance(t)
-		TestUnderflowRescue(t)
-		TestNonFinite(t)
-	})
+	usePureGo(t)
+	TestWeightsMatchReference(t)
+	TestHandComputed(t)
+	TestUniformIsExactlyOneOverM(t)
+	TestAffineInvariance(t)
+	TestUnderflowRescue(t)
+	TestNonFinite(t)
+	TestCapSmallR(t)
+	TestExtremeDeltaAndR(t)
 }
 
 // TestKernelsMatchPureGo compares the assembly and pure-Go paths on the
@@ -152,7 +161,7 @@ func BenchmarkKernels(b *testing.B) {
 	for _, k := range []struct {
 		name string
 		kind int
-	}{{"linupper", kindLinUpper}, {"quadratic", kindQuadratic}} {
+	}{{"linupper", shapeMin}, {"quadratic", shapeQuad}} {
 		b.Run("exp/"+k.name, func(b *testing.B) {
 			for b.Loop() {
 				a := expAcc{zmax: bcast(-inf), zmin: bcast(inf)}
@@ -212,4 +221,81 @@ func TestTinyRFinite(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestKernelContract checks the kernel functions themselves, on every
+// build: the assembly on amd64 with AVX2, the pure-Go fallbacks of
+// kernels_other.go otherwise (go test -tags purego). Each built-in's fold
+// against its Score, the scan's lanes and the scale.
+func TestKernelContract(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 2))
+	const n = 64
+	l := make([]float32, n)
+	for i := range l {
+		l[i] = float32(2 + rng.NormFloat64())
+	}
+	lmin, lmax := float64(l[0]), float64(l[0])
+	for _, v := range l {
+		lmin, lmax = min(lmin, float64(v)), max(lmax, float64(v))
+	}
+	for _, b := range builtins {
+		if b.kernel == nil {
+			continue
+		}
+		d, r := 1.5, 0.7
+		sc, invR := 2*d/(lmax-lmin), 1/r
+		shape, A, B, C := b.kernel(sc, invR, d)
+		prm := expParams{lmin: bcast(lmin), a: bcast(A), b: bcast(B), c: bcast(C), invR: bcast(invR)}
+		acc := expAcc{zmax: bcast(-inf), zmin: bcast(inf)}
+		dst := make([]float32, n)
+		expScoresAVX2(shape, dst, l, &prm, &acc)
+		var sum float64
+		for i, v := range l {
+			s := []float64{0}
+			b.score(s, []float64{(float64(v)-lmin)*sc - d}, d)
+			e := math.Exp((s[0] - b.hi(d)) * invR)
+			sum += e
+			if math.Abs(float64(dst[i])-e) > 1e-6*e {
+				t.Fatalf("%s: kernel weight %d = %v, want %v", b.name, i, dst[i], e)
+			}
+		}
+		if got := sum4(&acc.s); math.Abs(got-sum) > 1e-12*sum {
+			t.Fatalf("%s: kernel Σe = %v, want %v", b.name, got, sum)
+		}
+	}
+	a := scanAcc{}
+	for k := range a.mn {
+		a.mn[k], a.mx[k] = l[0], l[0]
+	}
+	scanAVX2(l, &a)
+	var s float64
+	for _, v := range l {
+		s += float64(v)
+	}
+	if mn, mx := min4f(a.mn[:]), max4f(a.mx[:]); float64(mn) != lmin || float64(mx) != lmax || math.Abs(sum4(&a.s)-s) > 1e-12*s {
+		t.Fatalf("scan: min %v max %v sum %v, want %v %v %v", mn, mx, sum4(&a.s), lmin, lmax, s)
+	}
+	c := append([]float32(nil), l...)
+	scaleAVX2(c, 0.25)
+	for i := range c {
+		if c[i] != float32(float64(l[i])*0.25) {
+			t.Fatalf("scale: %v, want %v", c[i], l[i]*0.25)
+		}
+	}
+}
+
+func min4f(v []float32) float32 {
+	m := v[0]
+	for _, x := range v {
+		m = min(m, x)
+	}
+	return m
+}
+
+func max4f(v []float32) float32 {
+	m := v[0]
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
 }

@@ -1,8 +1,9 @@
 package goreweight
 
 import (
+	"bytes"
 	"encoding/json"
-	"fmt"
+	"io"
 	"math"
 )
 
@@ -16,6 +17,11 @@ type Config struct {
 	Options
 	Schedule Schedule `json:"schedule"`
 }
+
+// DefaultConfig returns DefaultOptions and no schedule: set Schedule (its
+// kind has no default) before use. Decoding a JSON configuration on top of
+// it gives the defaults for the keys left out.
+func DefaultConfig() Config { return Config{Options: DefaultOptions()} }
 
 // Validate reports the first problem with the configuration, or nil.
 func (c Config) Validate() error {
@@ -51,7 +57,7 @@ func New(cfg Config) (*Reweighter, error) {
 	return &Reweighter{cfg: cfg, w: w}, nil
 }
 
-// Config returns the configuration, defaults filled in.
+// Config returns the configuration.
 func (rw *Reweighter) Config() Config { c := rw.cfg; c.Options = rw.w.Options(); return c }
 
 // Step returns the global step the next call to Weights will use.
@@ -61,7 +67,7 @@ func (rw *Reweighter) Step() int64 { return rw.step }
 // counter after resuming). step must be >= 0.
 func (rw *Reweighter) SetStep(step int64) error {
 	if step < 0 {
-		return fmt.Errorf("goreweight: step must be >= 0, got %d", step)
+		return invalidf("goreweight: step must be >= 0 (at most %d), got %d", int64(math.MaxInt64), step)
 	}
 	rw.step = step
 	return nil
@@ -75,6 +81,9 @@ func (rw *Reweighter) R() float64 { return rw.cfg.Schedule.At(rw.step) }
 // advance. See Weigher.Weights for the arguments; the Stats belong to the
 // Reweighter and are overwritten by the next call.
 func (rw *Reweighter) Weights(dst, losses []float32, domains []int32) (*Stats, error) {
+	if rw.step == math.MaxInt64 {
+		return nil, invalidf("goreweight: step %d is the largest step: the step counter cannot advance past it (SetStep to go back)", rw.step)
+	}
 	st, err := rw.w.Weights(dst, losses, domains, rw.R())
 	if err != nil {
 		return nil, err
@@ -99,18 +108,27 @@ func (rw *Reweighter) State() ([]byte, error) {
 	return json.Marshal(state{Version: stateVersion, Config: rw.Config(), Step: rw.step})
 }
 
-// Restore returns a Reweighter from a State, at the saved step.
+// Restore returns a Reweighter from a State, at the saved step. The state
+// is checked as strictly as New checks a configuration, and more: unknown
+// keys and trailing data are errors, and nothing has a default (a state
+// written by State holds every field), so a damaged or hand-edited state
+// never loads as something else.
 func Restore(data []byte) (*Reweighter, error) {
 	var s state
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("goreweight: reading state: %w", err)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return nil, invalidf("goreweight: reading state: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, invalidf("goreweight: reading state: unexpected data after the JSON value")
 	}
 	if s.Version != stateVersion {
-		return nil, fmt.Errorf("goreweight: state version %d, this build reads version %d", s.Version, stateVersion)
+		return nil, invalidf("goreweight: state version %d, this build reads version %d", s.Version, stateVersion)
 	}
 	rw, err := New(s.Config)
 	if err != nil {
-		return nil, fmt.Errorf("goreweight: state: %w", err)
+		return nil, invalidf("goreweight: state: %w", err)
 	}
 	if err := rw.SetStep(s.Step); err != nil {
 		return nil, err

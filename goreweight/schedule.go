@@ -66,9 +66,13 @@ func StepSchedule(boundaries []int64, values []float64) Schedule {
 // WithWarmup returns s preceded by n steps of uniform weights.
 func (s Schedule) WithWarmup(n int64) Schedule { s.Warmup = n; return s }
 
+// MinR is the smallest temperature accepted anywhere, the smallest normal
+// float64 (about 2.2e-308): below it 1/r overflows or loses precision.
+const MinR = 0x1p-1022
+
 func checkR(name string, r float64) error {
-	if !(r > 0) || math.IsInf(r, 1) {
-		return fmt.Errorf("goreweight: schedule %s must be a finite number > 0, got %v", name, r)
+	if !(r >= MinR) || math.IsInf(r, 1) {
+		return optionErr("schedule."+name, "schedule %s must be a finite number >= %g (1/r must be finite), got %v", name, MinR, r)
 	}
 	return nil
 }
@@ -76,7 +80,7 @@ func checkR(name string, r float64) error {
 // Validate reports the first problem with the schedule, or nil.
 func (s Schedule) Validate() error {
 	if s.Warmup < 0 {
-		return fmt.Errorf("goreweight: schedule warmup must be >= 0, got %d", s.Warmup)
+		return optionErr("schedule.warmup", "schedule warmup must be >= 0, got %d", s.Warmup)
 	}
 	switch s.Kind {
 	case ScheduleConstant:
@@ -89,16 +93,16 @@ func (s Schedule) Validate() error {
 			return err
 		}
 		if s.Steps < 1 {
-			return fmt.Errorf("goreweight: %s schedule needs steps >= 1, got %d", s.Kind, s.Steps)
+			return optionErr("schedule.steps", "%s schedule needs steps >= 1, got %d", s.Kind, s.Steps)
 		}
 		return nil
 	case ScheduleStep:
 		if len(s.Values) != len(s.Boundaries)+1 {
-			return fmt.Errorf("goreweight: step schedule needs one more value than boundaries, got %d values and %d boundaries", len(s.Values), len(s.Boundaries))
+			return optionErr("schedule.values", "step schedule needs one more value than boundaries, got %d values and %d boundaries", len(s.Values), len(s.Boundaries))
 		}
 		for i, b := range s.Boundaries {
 			if b < 1 || (i > 0 && b <= s.Boundaries[i-1]) {
-				return fmt.Errorf("goreweight: step schedule boundaries must be >= 1 and strictly increasing, got %v", s.Boundaries)
+				return optionErr("schedule.boundaries", "step schedule boundaries must be >= 1 and strictly increasing, got %v", s.Boundaries)
 			}
 		}
 		for i, v := range s.Values {
@@ -108,9 +112,9 @@ func (s Schedule) Validate() error {
 		}
 		return nil
 	case "":
-		return fmt.Errorf("goreweight: schedule kind is missing (constant, linear, cosine, exponential or step)")
+		return optionErr("schedule.kind", "schedule kind is missing (constant, linear, cosine, exponential or step)")
 	}
-	return fmt.Errorf("goreweight: unknown schedule kind %q (constant, linear, cosine, exponential or step)", s.Kind)
+	return optionErr("schedule.kind", "unknown schedule kind %q (constant, linear, cosine, exponential or step)", s.Kind)
 }
 
 // At returns the temperature at the global step: +Inf during the warm-up

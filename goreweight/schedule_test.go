@@ -2,6 +2,7 @@ package goreweight
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -59,7 +60,7 @@ func TestWarmupAndOfficialVariants(t *testing.T) {
 		t.Fatalf("warm-up then anneal: %v %v %v %v", lw.At(49), lw.At(50), lw.At(100), lw.At(150))
 	}
 	// a warm-up step gives uniform weights through the Reweighter
-	rw, err := New(Config{Options: Options{Strategy: LinUpper}, Schedule: burnIn})
+	rw, err := New(Config{Options: dflt(Options{Strategy: LinUpper}), Schedule: burnIn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestScheduleValidation(t *testing.T) {
 }
 
 func TestResumeEqualsUninterrupted(t *testing.T) {
-	cfg := Config{Options: Options{Strategy: Quadratic, Cap: 3, DomainMultipliers: []float64{1, 2}},
+	cfg := Config{Options: dflt(Options{Strategy: Quadratic, Cap: 3, DomainMultipliers: []float64{1, 2}}),
 		Schedule: Cosine(50, 0.3, 40).WithWarmup(5)}
 	rng := rand.New(rand.NewPCG(4, 4))
 	batches := make([][]float32, 60)
@@ -147,7 +148,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 }
 
 func TestStepDoesNotAdvanceOnError(t *testing.T) {
-	rw, _ := New(Config{Schedule: Constant(1)})
+	rw, _ := New(Config{Options: DefaultOptions(), Schedule: Constant(1)})
 	if _, err := rw.Weights(nil, nil, nil); err == nil {
 		t.Fatal("empty batch accepted")
 	}
@@ -160,7 +161,7 @@ func TestStepDoesNotAdvanceOnError(t *testing.T) {
 }
 
 func TestConfigJSON(t *testing.T) {
-	var c Config
+	c := DefaultConfig() // keys left out take their defaults
 	js := `{"strategy":"topk","q":0.25,"cap":2,"schedule":{"kind":"linear","r_start":100,"r_end":1,"steps":10,"warmup":3}}`
 	if err := json.Unmarshal([]byte(js), &c); err != nil {
 		t.Fatal(err)
@@ -178,7 +179,7 @@ func TestConfigJSON(t *testing.T) {
 // Stats must marshal to JSON during a warm-up (r = +Inf) and with a domain
 // whose losses are all non-finite (mean loss NaN): both become null.
 func TestStatsJSON(t *testing.T) {
-	rw, _ := New(Config{Schedule: Constant(1).WithWarmup(2)})
+	rw, _ := New(Config{Options: DefaultOptions(), Schedule: Constant(1).WithWarmup(2)})
 	nan := float32(math.NaN())
 	st, err := rw.Weights(make([]float32, 3), []float32{1, 2, nan}, []int32{0, 0, 1})
 	if err != nil {
@@ -198,5 +199,38 @@ func TestStatsJSON(t *testing.T) {
 	doms := back["domains"].([]any)
 	if doms[1].(map[string]any)["mean_loss"] != nil || doms[0].(map[string]any)["mean_loss"].(float64) != 1.5 {
 		t.Fatalf("domain stats JSON %s", b)
+	}
+}
+
+// TestRestoreIsStrict is issue 13 item 8's root: a state is validated as
+// strictly as a new configuration, with nothing defaulted; a typo or a
+// zero that New would refuse is refused, not loaded silently.
+func TestRestoreIsStrict(t *testing.T) {
+	rw, err := New(Config{Options: DefaultOptions(), Schedule: Constant(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := rw.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(good); err != nil {
+		t.Fatalf("own state: %v", err)
+	}
+	for name, js := range map[string]string{
+		"unknown key":  `{"version":1,"config":{"strategy":"linupper","delta":1,"nonfinite":"zero","capp":2,"schedule":{"kind":"constant","r":1}},"step":0}`,
+		"delta 0":      `{"version":1,"config":{"strategy":"linupper","delta":0,"nonfinite":"zero","schedule":{"kind":"constant","r":1}},"step":0}`,
+		"no delta":     `{"version":1,"config":{"strategy":"linupper","nonfinite":"zero","schedule":{"kind":"constant","r":1}},"step":0}`,
+		"no strategy":  `{"version":1,"config":{"delta":1,"nonfinite":"zero","schedule":{"kind":"constant","r":1}},"step":0}`,
+		"trailing":     string(good) + ` {}`,
+		"unknown top":  `{"version":1,"config":{"strategy":"linupper","delta":1,"nonfinite":"zero","schedule":{"kind":"constant","r":1}},"step":0,"stepp":3}`,
+		"bad schedule": `{"version":1,"config":{"strategy":"linupper","delta":1,"nonfinite":"zero","schedule":{"kind":"constant","r":0}},"step":0}`,
+	} {
+		if _, err := Restore([]byte(js)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: restored (err %v)", name, err)
+		}
+		if err := rw.LoadState([]byte(js)); err == nil {
+			t.Errorf("%s: loaded", name)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+
+	"github.com/goreweight/goreweight/goreweight/internal/jsonx"
 )
 
 // Stats describe one batch's weights, ready to log. Loss statistics are
@@ -29,13 +31,16 @@ type Stats struct {
 	LossMean  float64 `json:"loss_mean"`     // unweighted mean of finite losses
 	Weighted  float64 `json:"loss_weighted"` // Σ w_i l_i, the training loss
 	Capped    int     `json:"capped"`        // samples whose weight the cap lowered
-	// Domains holds per-domain statistics indexed by domain id, when
-	// domain ids were given; ids that did not occur have Count 0.
+	// Domains holds one entry per distinct domain id of the batch, in
+	// increasing id order, when domain ids were given (ids that do not
+	// occur have no entry, so its length is the number of distinct ids,
+	// however large the ids are).
 	Domains []DomainStats `json:"domains,omitempty"`
 }
 
 // DomainStats describe the samples of one domain in one batch.
 type DomainStats struct {
+	ID         int32   `json:"id"`          // the domain id
 	Count      int     `json:"count"`       // samples of this domain
 	NonFinite  int     `json:"nonfinite"`   // of which with a non-finite loss
 	MeanLoss   float64 `json:"mean_loss"`   // unweighted mean of the finite losses; NaN if none
@@ -55,11 +60,8 @@ func (s *Stats) Flat() map[string]float64 {
 		"entropy": s.Entropy, "loss_min": s.LossMin, "loss_max": s.LossMax,
 		"loss_mean": s.LossMean, "loss_weighted": s.Weighted, "capped": float64(s.Capped),
 	}
-	for id, d := range s.Domains {
-		if d.Count == 0 {
-			continue
-		}
-		p := "domain/" + strconv.Itoa(id) + "/"
+	for _, d := range s.Domains {
+		p := "domain/" + strconv.Itoa(int(d.ID)) + "/"
 		m[p+"count"] = float64(d.Count)
 		m[p+"nonfinite"] = float64(d.NonFinite)
 		m[p+"mean_loss"] = d.MeanLoss
@@ -80,54 +82,42 @@ func b2f(b bool) float64 {
 // nan is returned for means over nothing.
 var nan = math.NaN()
 
-// jfloat is a float64 whose JSON form is null when it is NaN or ±Inf,
-// which JSON cannot spell (r is +Inf during a warm-up; a domain whose
-// losses are all non-finite has a NaN mean loss).
-type jfloat float64
-
-func (f jfloat) MarshalJSON() ([]byte, error) {
-	v := float64(f)
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return []byte("null"), nil
-	}
-	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
-}
-
 // MarshalJSON writes the statistics with the field names of their json
 // tags; NaN and ±Inf become null (Flat keeps them as floats).
 func (s Stats) MarshalJSON() ([]byte, error) {
 	type domain struct {
-		Count      int    `json:"count"`
-		NonFinite  int    `json:"nonfinite"`
-		MeanLoss   jfloat `json:"mean_loss"`
-		WeightSum  jfloat `json:"weight_sum"`
-		MeanWeight jfloat `json:"mean_weight"`
-		MeanWM     jfloat `json:"mean_wm"`
+		ID         int32       `json:"id"`
+		Count      int         `json:"count"`
+		NonFinite  int         `json:"nonfinite"`
+		MeanLoss   jsonx.Float `json:"mean_loss"`
+		WeightSum  jsonx.Float `json:"weight_sum"`
+		MeanWeight jsonx.Float `json:"mean_weight"`
+		MeanWM     jsonx.Float `json:"mean_wm"`
 	}
 	out := struct {
-		Step      int64    `json:"step"`
-		R         jfloat   `json:"r"`
-		Uniform   bool     `json:"uniform"`
-		M         int      `json:"m"`
-		Valid     int      `json:"valid"`
-		NonFinite int      `json:"nonfinite"`
-		MaxWM     jfloat   `json:"max_wm"`
-		MinWM     jfloat   `json:"min_wm"`
-		ESS       jfloat   `json:"ess"`
-		ESSFrac   jfloat   `json:"ess_frac"`
-		Entropy   jfloat   `json:"entropy"`
-		LossMin   jfloat   `json:"loss_min"`
-		LossMax   jfloat   `json:"loss_max"`
-		LossMean  jfloat   `json:"loss_mean"`
-		Weighted  jfloat   `json:"loss_weighted"`
-		Capped    int      `json:"capped"`
-		Domains   []domain `json:"domains,omitempty"`
-	}{s.Step, jfloat(s.R), s.Uniform, s.M, s.Valid, s.NonFinite, jfloat(s.MaxWM), jfloat(s.MinWM),
-		jfloat(s.ESS), jfloat(s.ESSFrac), jfloat(s.Entropy), jfloat(s.LossMin), jfloat(s.LossMax),
-		jfloat(s.LossMean), jfloat(s.Weighted), s.Capped, nil}
+		Step      int64       `json:"step"`
+		R         jsonx.Float `json:"r"`
+		Uniform   bool        `json:"uniform"`
+		M         int         `json:"m"`
+		Valid     int         `json:"valid"`
+		NonFinite int         `json:"nonfinite"`
+		MaxWM     jsonx.Float `json:"max_wm"`
+		MinWM     jsonx.Float `json:"min_wm"`
+		ESS       jsonx.Float `json:"ess"`
+		ESSFrac   jsonx.Float `json:"ess_frac"`
+		Entropy   jsonx.Float `json:"entropy"`
+		LossMin   jsonx.Float `json:"loss_min"`
+		LossMax   jsonx.Float `json:"loss_max"`
+		LossMean  jsonx.Float `json:"loss_mean"`
+		Weighted  jsonx.Float `json:"loss_weighted"`
+		Capped    int         `json:"capped"`
+		Domains   []domain    `json:"domains,omitempty"`
+	}{s.Step, jsonx.Float(s.R), s.Uniform, s.M, s.Valid, s.NonFinite, jsonx.Float(s.MaxWM), jsonx.Float(s.MinWM),
+		jsonx.Float(s.ESS), jsonx.Float(s.ESSFrac), jsonx.Float(s.Entropy), jsonx.Float(s.LossMin), jsonx.Float(s.LossMax),
+		jsonx.Float(s.LossMean), jsonx.Float(s.Weighted), s.Capped, nil}
 	for _, d := range s.Domains {
-		out.Domains = append(out.Domains, domain{d.Count, d.NonFinite, jfloat(d.MeanLoss),
-			jfloat(d.WeightSum), jfloat(d.MeanWeight), jfloat(d.MeanWM)})
+		out.Domains = append(out.Domains, domain{d.ID, d.Count, d.NonFinite, jsonx.Float(d.MeanLoss),
+			jsonx.Float(d.WeightSum), jsonx.Float(d.MeanWeight), jsonx.Float(d.MeanWM)})
 	}
 	return json.Marshal(out)
 }

@@ -1,7 +1,6 @@
 package goreweight
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -37,22 +36,137 @@ const (
 	Truncate  = "truncate"  // drop the highest fraction q of losses, equal weight on the rest
 )
 
-// builtin is a strategy whose score the core evaluates inline, without
-// going through the Score method (which exists for users and for tests).
+// builtin is a built-in scoring strategy. One value holds everything the
+// core knows about it: the score formula, its range over [-delta, delta]
+// and how the vector kernel folds it. Every path derives from these
+// fields: Score and the Weigher's pure-Go loop call score, the Weigher
+// shifts by the supremum hi, and expKernelParams takes the kernel's shape
+// and constants from kernel. ScoreRange exports lo and hi.
 type builtin struct {
 	name string
-	// sup is the supremum of the score over [-delta, delta] as a multiple
-	// of delta (scale) or a constant.
-	sup func(delta float64) float64
-	f   func(x, delta float64) float64
+	// score sets s[i] to the score of x[i]. It is elementwise, so s and x
+	// may be the same slice.
+	score func(s, x []float64, delta float64)
+	// lo and hi bound the score over x in [-delta, delta]; both are
+	// attained, and hi is the supremum the exponents are shifted by.
+	lo, hi func(delta float64) float64
+	// kernel folds the exponent z = (score(x) - hi)·invR, with
+	// x = (l - lmin)·sc - delta, into one of the vector kernel's shapes and
+	// its constants A, B, C (see expKernelParams). nil: no vector kernel.
+	kernel func(sc, invR, delta float64) (shape int, a, b, c float64)
+	// constant is true when every score is equal: the weights are uniform
+	// by construction.
+	constant bool
 }
 
 func (b builtin) Name() string { return b.name }
 
-func (b builtin) Score(s, x []float64, delta float64) {
-	for i, v := range x {
-		s[i] = b.f(v, delta)
+func (b builtin) Score(s, x []float64, delta float64) { b.score(s, x[:len(s)], delta) }
+
+// Shapes of the vector kernel (kernels_amd64.s: the values are fixed
+// there). With q = l - lmin and x = q·A + B (one FMA), the exponent is
+//
+//	shapeMin   z = min(x, C)
+//	shapeQuad  z = C - x·(x·invR)
+//	shapeAbs   z = min(|x| + C, 0)
+const (
+	shapeMin  = 1
+	shapeQuad = 2
+	shapeAbs  = 3
+)
+
+func zero(float64) float64      { return 0 }
+func one(float64) float64       { return 1 }
+func self(d float64) float64    { return d }
+func negSelf(d float64) float64 { return -d }
+
+// builtins are the built-in scoring strategies, the single definition of
+// their math.
+var builtins = []builtin{
+	{
+		name:     Uniform,
+		score:    func(s, x []float64, d float64) { clear(s) },
+		lo:       zero,
+		hi:       zero,
+		constant: true,
+	},
+	{
+		name: LinUpper,
+		score: func(s, x []float64, d float64) {
+			for i, v := range x[:len(s)] {
+				s[i] = min(v+d, d)
+			}
+		},
+		lo: zero,
+		hi: self,
+		// z = (min(x+δ, δ) - δ)·invR = min(q·sc·invR - δ·invR, 0)
+		kernel: func(sc, invR, d float64) (int, float64, float64, float64) {
+			return shapeMin, sc * invR, -d * invR, 0
+		},
+	},
+	{
+		name: Quadratic,
+		score: func(s, x []float64, d float64) {
+			id := 1 / d // one division per block, not per sample
+			for i, v := range x[:len(s)] {
+				u := v * id // x/δ, in [-1, 1]; x²/δ² would overflow for a huge δ
+				s[i] = 1 - u*u
+			}
+		},
+		lo: zero,
+		hi: one,
+		// u = x/δ = q·(sc/δ) - 1, z = (1 - u² - 1)·invR = 0 - u·(u·invR)
+		kernel: func(sc, invR, d float64) (int, float64, float64, float64) {
+			return shapeQuad, sc / d, -1, 0
+		},
+	},
+	{
+		name: Extremes,
+		score: func(s, x []float64, d float64) {
+			for i, v := range x[:len(s)] {
+				s[i] = abs(v)
+			}
+		},
+		lo: zero,
+		hi: self,
+		// z = (|x| - δ)·invR = min(|q·sc·invR - δ·invR| - δ·invR, 0)
+		kernel: func(sc, invR, d float64) (int, float64, float64, float64) {
+			return shapeAbs, sc * invR, -d * invR, -d * invR
+		},
+	},
+	{
+		name: DROKL,
+		score: func(s, x []float64, d float64) {
+			copy(s, x)
+		},
+		lo: negSelf,
+		hi: self,
+		// z = (x - δ)·invR = min(q·sc·invR - 2δ·invR, 0)
+		kernel: func(sc, invR, d float64) (int, float64, float64, float64) {
+			return shapeMin, sc * invR, -2 * d * invR, 0
+		},
+	},
+}
+
+// ScoreRange returns the range [lo, hi] of a built-in scoring strategy's
+// score over normalised losses in [-delta, delta] (both ends are
+// attained): [0, delta] for linupper and extremes, [-delta, delta] for
+// dro-kl, [0, 1] for quadratic, [0, 0] for uniform. hi - lo is the score
+// range D of MaxWeightBound. ok is false for the selectors (topk, truncate,
+// whose scores are 0 or -Inf), for user strategies, for unknown names and
+// for an invalid delta.
+func ScoreRange(name string, delta float64) (lo, hi float64, ok bool) {
+	if !(delta > 0) || math.IsInf(delta, 1) {
+		return 0, 0, false
 	}
+	registryMu.RLock()
+	s := registry[name]
+	registryMu.RUnlock()
+	b, isBuiltin := s.(builtin)
+	if !isBuiltin {
+		return 0, 0, false
+	}
+	return b.lo(delta), b.hi(delta), true
 }
 
 // selector is a built-in strategy that picks a subset of the batch by rank
@@ -100,16 +214,11 @@ var (
 )
 
 func init() {
-	for _, s := range []Strategy{
-		builtin{Uniform, func(float64) float64 { return 0 }, func(x, d float64) float64 { return 0 }},
-		builtin{LinUpper, func(d float64) float64 { return d }, func(x, d float64) float64 { return min(x+d, d) }},
-		builtin{Quadratic, func(float64) float64 { return 1 }, func(x, d float64) float64 { return 1 - x*x/(d*d) }},
-		builtin{Extremes, func(d float64) float64 { return d }, func(x, d float64) float64 { return abs(x) }},
-		builtin{DROKL, func(d float64) float64 { return d }, func(x, d float64) float64 { return x }},
-		selector{TopK, true},
-		selector{Truncate, false},
-	} {
-		registry[s.Name()] = s
+	for _, b := range builtins {
+		registry[b.name] = b
+	}
+	for _, s := range []selector{{TopK, true}, {Truncate, false}} {
+		registry[s.name] = s
 	}
 }
 
@@ -118,16 +227,16 @@ func init() {
 // error to register an empty name or a name already taken.
 func Register(s Strategy) error {
 	if s == nil {
-		return fmt.Errorf("goreweight: Register: nil strategy")
+		return invalidf("goreweight: Register: nil strategy")
 	}
 	name := s.Name()
 	if name == "" {
-		return fmt.Errorf("goreweight: Register: strategy has an empty name")
+		return invalidf("goreweight: Register: strategy has an empty name")
 	}
 	registryMu.Lock()
 	defer registryMu.Unlock()
 	if _, ok := registry[name]; ok {
-		return fmt.Errorf("goreweight: Register: strategy %q is already registered", name)
+		return invalidf("goreweight: Register: strategy %q is already registered", name)
 	}
 	registry[name] = s
 	return nil
@@ -139,7 +248,7 @@ func Lookup(name string) (Strategy, error) {
 	s, ok := registry[name]
 	registryMu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("goreweight: unknown strategy %q (known: %v)", name, Strategies())
+		return nil, invalidf("goreweight: unknown strategy %q (known: %v)", name, Strategies())
 	}
 	return s, nil
 }

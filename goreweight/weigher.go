@@ -1,8 +1,9 @@
 package goreweight
 
 import (
-	"fmt"
 	"math"
+
+	"github.com/goreweight/goreweight/goreweight/internal/parallel"
 )
 
 // tinySpread is the threshold below which losses are too close to normalise:
@@ -22,19 +23,25 @@ const tinySpread = 8 * 0x1p-23
 const tinyMax = 1e-15
 
 // blockSize is how many scores are computed before they are exponentiated;
-// the block lives on the stack and stays in L1.
+// the block stays in L1.
 const blockSize = 256
 
-// scoring kinds: the built-ins are evaluated inline.
+// A block holds the exponents (or exponentials) of blockSize samples. Each
+// chunk has its own, allocated once: a stack array would escape to the heap
+// on every call, since a strategy's score is called through a function value.
+type block = [blockSize]float64
+
+// scoring kinds
 const (
-	kindUniform = iota
-	kindLinUpper
-	kindQuadratic
-	kindExtremes
-	kindDROKL
-	kindSelect
-	kindCustom
+	kindUniform = iota // a constant built-in score
+	kindBuiltin        // a built-in score (Weigher.bi), evaluated per block
+	kindSelect         // a selector (Weigher.sel)
+	kindCustom         // a user strategy, called once per batch
 )
+
+// MaxBatch is the largest batch a Weigher takes: sample indices are int32
+// in the selectors and the domain compaction.
+const MaxBatch = math.MaxInt32
 
 // A Weigher turns batches of per-sample losses into weights with fixed
 // Options and a temperature given per call. Its scratch memory is reused,
@@ -45,6 +52,7 @@ type Weigher struct {
 	opts    Options
 	strat   Strategy
 	kind    int
+	bi      builtin
 	sel     selector
 	logMult []float64 // log of the domain multipliers; nil without them
 
@@ -52,7 +60,7 @@ type Weigher struct {
 	dst, losses []float32
 	domains     []int32
 	phase       int
-	lmin, scale float64 // normalisation: a = (l - lmin)·scale is in [0, 2δ] (quadratic: [0, 2])
+	lmin, scale float64 // normalisation: x = ((l - lmin)·scale - 1)·δ is in [-δ, δ]
 	invR, shift float64 // z = (score - sup)·invR; ln e = z + log m_d - shift
 	sup         float64
 	uniform     bool
@@ -61,14 +69,19 @@ type Weigher struct {
 
 	// scratch
 	parts  []partial
-	dacc   [][]domAcc // [chunk][domain]
-	ndom   int
-	xs, ss []float64 // custom strategies
-	e64    []float64 // float64 unnormalised weights for the cap
-	capped []bool    // weights the cap holds at its bound
+	blocks []*[2]block // per chunk: the exponents and exponentials of a block
+	dacc   [][]domAcc  // [chunk][dense domain index]
+	ndom   int         // distinct domain ids in the batch
+	domIDs []int32     // the distinct ids, increasing; dense index -> id
+	didx   []int32     // per sample: the dense index of its domain
+	domTab []int32     // id -> dense index, for ids up to a small bound
+	xs, ss []float64   // custom strategies
+	e64    []float64   // the cap: float64 log-weights
+	suf    []float64   // the cap: log-sum-exp of the smallest log-weights
+	cidx   []int32     // the cap: samples with a positive weight, by log-weight
 	keep   []bool
 	idx    []int32
-	job    parJob
+	job    parallel.Job
 	stats  Stats
 }
 
@@ -102,7 +115,6 @@ const (
 // NewWeigher returns a Weigher for the options, or an error naming the first
 // invalid option.
 func NewWeigher(opts Options) (*Weigher, error) {
-	opts = opts.withDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -110,8 +122,10 @@ func NewWeigher(opts Options) (*Weigher, error) {
 	w := &Weigher{opts: opts, strat: s, kind: kindCustom}
 	switch v := s.(type) {
 	case builtin:
-		w.kind = map[string]int{Uniform: kindUniform, LinUpper: kindLinUpper, Quadratic: kindQuadratic,
-			Extremes: kindExtremes, DROKL: kindDROKL}[v.name]
+		w.kind, w.bi = kindBuiltin, v
+		if v.constant {
+			w.kind = kindUniform
+		}
 	case selector:
 		w.kind, w.sel = kindSelect, v
 	}
@@ -134,7 +148,7 @@ func NewWeigher(opts Options) (*Weigher, error) {
 	return w, nil
 }
 
-// Options returns the options in effect, defaults filled in.
+// Options returns the options in effect.
 func (w *Weigher) Options() Options {
 	o := w.opts
 	o.DomainMultipliers = append([]float64(nil), o.DomainMultipliers...)
@@ -153,13 +167,17 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	M := len(losses)
 	switch {
 	case M == 0:
-		return nil, errEmpty
+		return nil, ErrEmpty
+	case M > MaxBatch:
+		return nil, invalidf("goreweight: a batch of %d losses is too large (at most %d)", M, MaxBatch)
 	case len(dst) != M:
-		return nil, fmt.Errorf("goreweight: output has length %d, want %d (one weight per loss)", len(dst), M)
+		return nil, invalidf("goreweight: output has length %d, want %d (one weight per loss)", len(dst), M)
 	case domains != nil && len(domains) != M:
-		return nil, fmt.Errorf("goreweight: domains has length %d, want %d (one domain id per loss)", len(domains), M)
-	case !(r > 0): // also NaN
-		return nil, fmt.Errorf("goreweight: temperature r must be > 0, got %v", r)
+		return nil, invalidf("goreweight: domains has length %d, want %d (one domain id per loss)", len(domains), M)
+	case domains == nil && w.logMult != nil:
+		return nil, invalidf("goreweight: domain_multipliers are set (%d given) but the batch has no domain ids: give one domain id per loss", len(w.logMult))
+	case !(r >= MinR): // also NaN
+		return nil, invalidf("goreweight: temperature r must be >= %g (1/r must be finite), got %v", MinR, r)
 	}
 	w.dst, w.losses, w.domains = dst, losses, domains
 	defer func() { w.dst, w.losses, w.domains = nil, nil, nil }()
@@ -168,7 +186,7 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 
 	// Pass 1: min, max, non-finite count, domain ids.
 	w.phase = phaseScan
-	w.job.parallelFor(nc, w)
+	w.parallelFor(nc)
 	p0 := w.parts[0]
 	lmin, lmax, bad, badAt, lsum, maxDom, domBadAt := p0.lmin, p0.lmax, p0.bad, p0.badAt, p0.lsum, p0.maxDom, p0.domBadAt
 	for _, p := range w.parts[1:nc] {
@@ -186,21 +204,17 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	if domBadAt >= 0 {
 		d := domains[domBadAt]
 		if d < 0 {
-			return nil, fmt.Errorf("goreweight: domain id %d at index %d is negative", d, domBadAt)
+			return nil, invalidf("goreweight: domain id %d at index %d is negative", d, domBadAt)
 		}
-		return nil, fmt.Errorf("goreweight: domain id %d at index %d has no multiplier (%d given)", d, domBadAt, len(w.logMult))
+		return nil, invalidf("goreweight: domain id %d at index %d has no multiplier (%d given)", d, domBadAt, len(w.logMult))
 	}
 	valid := M - bad
 	w.bad = bad
 	if bad > 0 && (w.opts.NonFinite == NonFiniteRaise || valid == 0) {
-		what := "all %d losses are non-finite (NaN or Inf)"
-		if valid > 0 {
-			what = "%d non-finite loss(es) (NaN or Inf) under nonfinite=\"raise\""
-		}
-		return nil, fmt.Errorf("goreweight: "+what+"; the first is at index %d (%v)", bad, badAt, losses[badAt])
+		return nil, &NonFiniteError{Count: bad, First: badAt, Value: losses[badAt], All: valid == 0}
 	}
 	if domains != nil {
-		w.ndom = int(maxDom) + 1
+		w.compactDomains(maxDom)
 		w.growDomains(nc)
 	} else {
 		w.ndom = 0
@@ -213,12 +227,10 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	w.uniform = w.kind == kindUniform || math.IsInf(r, 1) || spread <= tinySpread*max(abs(fmin), abs(fmax))
 	w.lmin, w.invR, w.shift, w.sup = fmin, 1/r, 0, 0
 	if !w.uniform {
-		w.scale = 2 * d / spread
+		w.scale = 2 / spread // finite for any float32 spread; 2·δ/spread may overflow
 		switch w.kind {
-		case kindLinUpper, kindExtremes, kindDROKL:
-			w.sup = d
-		case kindQuadratic:
-			w.scale, w.sup = 2/spread, 1
+		case kindBuiltin:
+			w.sup = w.bi.hi(d)
 		case kindSelect:
 			w.selectSamples(valid)
 		case kindCustom:
@@ -232,27 +244,27 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 
 	// Pass 2: exponentiate, and sum what the statistics need.
 	w.phase, w.rescue = phaseExp, false
-	w.job.parallelFor(nc, w)
+	w.parallelFor(nc)
 	s := w.sumParts(nc)
 	if s.emax < tinyMax || (s.emax < 0.5 && s.emin < 0x1p-100) {
 		// The largest weight (nearly) underflowed, or it is far enough below
 		// 1 that small weights, stored as float32, fall into the subnormal
 		// range and lose precision: shift by the exact maximum exponent.
 		w.phase = phaseZMax
-		w.job.parallelFor(nc, w)
+		w.parallelFor(nc)
 		zmax := math.Inf(-1)
 		for _, p := range w.parts[:nc] {
 			zmax = max(zmax, p.zmax)
 		}
 		if math.IsInf(zmax, -1) {
-			return nil, fmt.Errorf("goreweight: every sample has weight 0 (are the domain multipliers of all domains in the batch 0?)")
+			return nil, invalidf("goreweight: every sample has weight 0 (are the domain multipliers of all domains in the batch 0?)")
 		}
 		w.shift, w.rescue = zmax, true
 		for c := 0; c < nc && w.ndom > 0; c++ {
 			clear(w.dacc[c]) // pass 2 accumulates the domain sums afresh
 		}
 		w.phase = phaseExp
-		w.job.parallelFor(nc, w)
+		w.parallelFor(nc)
 		s = w.sumParts(nc)
 	}
 
@@ -270,7 +282,7 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	// Pass 3: normalise.
 	w.invR = 1 / s.s // reused as the scale factor of pass 3
 	w.phase = phaseScale
-	w.job.parallelFor(nc, w)
+	w.parallelFor(nc)
 
 	fv := float64(valid)
 	st.MaxWM = s.emax / s.s * fv
@@ -291,51 +303,15 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 	return st, nil
 }
 
-// sumParts combines the pass-2 partial sums in chunk order.
-func (w *Weigher) sumParts(nc int) partial {
-	t := w.parts[0]
-	for _, p := range w.parts[1:nc] {
-		t.s += p.s
-		t.s2 += p.s2
-		t.el += p.el
-		t.sl += p.sl
-		t.emax = max(t.emax, p.emax)
-		t.emin = min(t.emin, p.emin)
-	}
-	return t
-}
-
-// domainStats fills Stats.Domains from the per-chunk domain sums; esum is
-// divided by norm (the softmax normaliser, or 1 when the sums are weights).
-func (w *Weigher) domainStats(nc int, norm float64, valid int) {
-	st := &w.stats
-	for d := 0; d < w.ndom; d++ {
-		var t domAcc
-		for c := 0; c < nc; c++ {
-			a := w.dacc[c][d]
-			t.n += a.n
-			t.bad += a.bad
-			t.lsum += a.lsum
-			t.esum += a.esum
-		}
-		ds := DomainStats{Count: t.n, NonFinite: t.bad, MeanLoss: nan, WeightSum: t.esum / norm}
-		if t.n > t.bad {
-			ds.MeanLoss = t.lsum / float64(t.n-t.bad)
-		}
-		if t.n > 0 {
-			ds.MeanWeight = ds.WeightSum / float64(t.n)
-			ds.MeanWM = ds.MeanWeight * float64(valid)
-		}
-		st.Domains = append(st.Domains, ds)
-	}
-}
-
 // grow sizes the per-chunk scratch for nc chunks.
 func (w *Weigher) grow(nc int) {
 	if cap(w.parts) < nc {
 		w.parts = make([]partial, nc)
 	}
 	w.parts = w.parts[:nc]
+	for len(w.blocks) < nc {
+		w.blocks = append(w.blocks, new([2]block))
+	}
 }
 
 func (w *Weigher) growDomains(nc int) {
@@ -367,398 +343,10 @@ func (w *Weigher) runChunk(c int) {
 		if w.ndom > 0 {
 			da = w.dacc[c]
 		}
-		w.exp(lo, hi, p, da)
+		w.exp(lo, hi, p, da, w.blocks[c])
 	case phaseZMax:
-		w.zmax(lo, hi, p)
+		w.zmax(lo, hi, p, &w.blocks[c][0])
 	case phaseScale:
-		f := w.invR
-		dst := w.dst[lo:hi]
-		if useAVX2 {
-			n := len(dst) &^ 7
-			scaleAVX2(dst[:n], f)
-			dst = dst[n:]
-		}
-		for i, v := range dst {
-			dst[i] = float32(float64(v) * f)
-		}
+		w.normalise(lo, hi)
 	}
-}
-
-// finite32 reports whether v is neither NaN nor ±Inf.
-func finite32(v float32) bool { return math.Float32bits(v)&0x7f800000 != 0x7f800000 }
-
-// scan is pass 1 over losses[lo:hi].
-func (w *Weigher) scan(lo, hi int, p *partial) {
-	*p = partial{badAt: -1, domBadAt: -1, maxDom: -1}
-	ls := w.losses[lo:hi]
-	// Fast path: four independent chains; NaN fails every comparison and
-	// any NaN or Inf makes the float64 sum non-finite, which sends the
-	// chunk to the careful loop below.
-	mn0, mx0 := ls[0], ls[0]
-	mn1, mx1, mn2, mx2, mn3, mx3 := mn0, mx0, mn0, mx0, mn0, mx0
-	var s0, s1, s2, s3 float64
-	i := 0
-	if useAVX2 && len(ls) >= 8 {
-		// The same four chains, 8 losses at a time.
-		a := scanAcc{s: [4]float64{}}
-		for k := range a.mn {
-			a.mn[k], a.mx[k] = mn0, mx0
-		}
-		i = len(ls) &^ 7
-		scanAVX2(ls[:i], &a)
-		mn0, mn1, mn2, mn3 = min(a.mn[0], a.mn[4]), min(a.mn[1], a.mn[5]), min(a.mn[2], a.mn[6]), min(a.mn[3], a.mn[7])
-		mx0, mx1, mx2, mx3 = max(a.mx[0], a.mx[4]), max(a.mx[1], a.mx[5]), max(a.mx[2], a.mx[6]), max(a.mx[3], a.mx[7])
-		s0, s1, s2, s3 = a.s[0], a.s[1], a.s[2], a.s[3]
-	}
-	for ; i+4 <= len(ls); i += 4 {
-		v0, v1, v2, v3 := ls[i], ls[i+1], ls[i+2], ls[i+3]
-		if v0 < mn0 {
-			mn0 = v0
-		}
-		if v0 > mx0 {
-			mx0 = v0
-		}
-		if v1 < mn1 {
-			mn1 = v1
-		}
-		if v1 > mx1 {
-			mx1 = v1
-		}
-		if v2 < mn2 {
-			mn2 = v2
-		}
-		if v2 > mx2 {
-			mx2 = v2
-		}
-		if v3 < mn3 {
-			mn3 = v3
-		}
-		if v3 > mx3 {
-			mx3 = v3
-		}
-		s0 += float64(v0)
-		s1 += float64(v1)
-		s2 += float64(v2)
-		s3 += float64(v3)
-	}
-	for ; i < len(ls); i++ {
-		v := ls[i]
-		if v < mn0 {
-			mn0 = v
-		}
-		if v > mx0 {
-			mx0 = v
-		}
-		s0 += float64(v)
-	}
-	sum := (s0 + s1) + (s2 + s3)
-	if !math.IsNaN(sum) && !math.IsInf(sum, 0) {
-		p.lmin = min(min(mn0, mn1), min(mn2, mn3))
-		p.lmax = max(max(mx0, mx1), max(mx2, mx3))
-		p.lsum = sum
-	} else {
-		p.lmin, p.lmax, sum = float32(math.Inf(1)), float32(math.Inf(-1)), 0
-		for i, v := range ls {
-			if !finite32(v) {
-				if p.bad == 0 {
-					p.badAt = lo + i
-				}
-				p.bad++
-				continue
-			}
-			p.lmin = min(p.lmin, v)
-			p.lmax = max(p.lmax, v)
-			sum += float64(v)
-		}
-		p.lsum = sum
-	}
-	if w.domains == nil {
-		return
-	}
-	nm := int32(len(w.logMult))
-	for i, d := range w.domains[lo:hi] {
-		if d < 0 || (w.logMult != nil && d >= nm) {
-			p.domBadAt = lo + i
-			return
-		}
-		p.maxDom = max(p.maxDom, d)
-	}
-}
-
-// scores sets z[j] for samples lo+j: the exponent (score - sup)/r, NaN for a
-// non-finite loss, -Inf for a sample with weight 0.
-func (w *Weigher) scores(z []float64, lo int) {
-	ls := w.losses[lo : lo+len(z)]
-	lmin, sc, invR, sup := w.lmin, w.scale, w.invR, w.sup
-	d := w.opts.Delta
-	switch {
-	case w.uniform:
-		for j, l := range ls {
-			z[j] = 0
-			if !finite32(l) {
-				z[j] = nan
-			}
-		}
-		return
-	case w.kind == kindLinUpper:
-		for j, l := range ls {
-			a := (float64(l)-lmin)*sc - d // x, in [-δ, δ]
-			if a > 0 {
-				a = 0
-			}
-			z[j] = a * invR // (min(x+δ, δ) - δ)/r
-		}
-	case w.kind == kindQuadratic:
-		for j, l := range ls {
-			u := (float64(l)-lmin)*sc - 1 // x/δ, in [-1, 1]
-			z[j] = (1 - u*u - sup) * invR
-		}
-	case w.kind == kindExtremes:
-		for j, l := range ls {
-			x := (float64(l)-lmin)*sc - d
-			z[j] = (abs(x) - sup) * invR
-		}
-	case w.kind == kindDROKL:
-		for j, l := range ls {
-			x := (float64(l)-lmin)*sc - d
-			z[j] = (x - sup) * invR
-		}
-	case w.kind == kindSelect:
-		for j := range ls {
-			z[j] = negInf
-			if w.keep[lo+j] {
-				z[j] = 0
-			}
-		}
-	case w.kind == kindCustom:
-		for j, s := range w.ss[lo : lo+len(z)] {
-			z[j] = (s - sup) * invR
-		}
-	}
-	if w.bad == 0 {
-		return
-	}
-	for j, l := range ls {
-		if !finite32(l) {
-			z[j] = nan
-		}
-	}
-}
-
-// exp is pass 2 over [lo, hi): dst = e^(z + ln m_d - shift), unnormalised,
-// and the sums the statistics need.
-func (w *Weigher) exp(lo, hi int, p *partial, da []domAcc) {
-	if da == nil && w.logMult == nil && w.bad == 0 && w.kind != kindSelect && w.kind != kindCustom {
-		w.expFast(lo, hi, p)
-		return
-	}
-	var zb [blockSize]float64
-	var s, s2, el, sl float64
-	emax, emin := 0.0, math.Inf(1)
-	shift := w.shift
-	for b := lo; b < hi; b += blockSize {
-		e := min(b+blockSize, hi)
-		z := zb[:e-b]
-		w.scores(z, b)
-		for j, zj := range z {
-			i := b + j
-			l := w.losses[i]
-			if zj != zj { // non-finite loss
-				w.dst[i] = 0
-				if da != nil {
-					d := &da[w.domains[i]]
-					d.n++
-					d.bad++
-				}
-				continue
-			}
-			lz := zj - shift
-			if w.logMult != nil {
-				lz += w.logMult[w.domains[i]]
-			}
-			ev := expNeg(lz)
-			w.dst[i] = float32(ev)
-			if ev > 0 {
-				s += ev
-				s2 += ev * ev
-				el += ev * lz
-				sl += ev * float64(l)
-			}
-			emax = max(emax, ev)
-			emin = min(emin, ev)
-			if da != nil {
-				d := &da[w.domains[i]]
-				d.n++
-				d.lsum += float64(l)
-				d.esum += ev
-			}
-		}
-	}
-	p.s, p.s2, p.el, p.sl, p.emax, p.emin = s, s2, el, sl, emax, emin
-}
-
-// expFast is pass 2 for the common case: a built-in score, every loss
-// finite, no domains. Two sets of accumulators halve the add chains.
-func (w *Weigher) expFast(lo, hi int, p *partial) {
-	if useAVX2 && !w.uniform && w.expFastAVX2(lo, hi, p) {
-		return
-	}
-	var zb, eb [blockSize]float64
-	var s0, s1, q0, q1, e0, e1, l0, l1 float64
-	zmax, zmin := math.Inf(-1), math.Inf(1)
-	shift := w.shift
-	for b := lo; b < hi; b += blockSize {
-		n := min(blockSize, hi-b)
-		z, ev := zb[:n], eb[:n]
-		w.scores(z, b)
-		if shift != 0 {
-			for j := range z {
-				z[j] -= shift
-			}
-		}
-		expBlock(ev, z)
-		ls, ds := w.losses[b:b+n], w.dst[b:b+n]
-		j := 0
-		for ; j+2 <= n; j += 2 {
-			za, zb := z[j], z[j+1]
-			va, vb := ev[j], ev[j+1]
-			ds[j], ds[j+1] = float32(va), float32(vb)
-			s0 += va
-			s1 += vb
-			q0 += va * va
-			q1 += vb * vb
-			e0 += va * za
-			e1 += vb * zb
-			l0 += va * float64(ls[j])
-			l1 += vb * float64(ls[j+1])
-			if za > zmax {
-				zmax = za
-			}
-			if zb > zmax {
-				zmax = zb
-			}
-			if za < zmin {
-				zmin = za
-			}
-			if zb < zmin {
-				zmin = zb
-			}
-		}
-		for ; j < n; j++ {
-			va := ev[j]
-			ds[j] = float32(va)
-			s0 += va
-			q0 += va * va
-			e0 += va * z[j]
-			l0 += va * float64(ls[j])
-			zmax, zmin = max(zmax, z[j]), min(zmin, z[j])
-		}
-	}
-	p.s, p.s2, p.el, p.sl = s0+s1, q0+q1, e0+e1, l0+l1
-	p.emax, p.emin = expNeg(zmax), expNeg(zmin)
-}
-
-// zmax finds the largest exponent in [lo, hi) for the rescue pass.
-func (w *Weigher) zmax(lo, hi int, p *partial) {
-	var zb [blockSize]float64
-	m := math.Inf(-1)
-	for b := lo; b < hi; b += blockSize {
-		e := min(b+blockSize, hi)
-		z := zb[:e-b]
-		w.scores(z, b)
-		for j, zj := range z {
-			if zj != zj {
-				continue
-			}
-			if w.logMult != nil {
-				zj += w.logMult[w.domains[b+j]]
-			}
-			m = max(m, zj)
-		}
-	}
-	p.zmax = m
-}
-
-// selectSamples marks the samples a selector strategy keeps.
-func (w *Weigher) selectSamples(valid int) {
-	M := len(w.losses)
-	if cap(w.keep) < M {
-		w.keep = make([]bool, M)
-		w.idx = make([]int32, M)
-	}
-	w.keep = w.keep[:M]
-	clear(w.keep)
-	idx := w.idx[:0]
-	for i, l := range w.losses {
-		if finite32(l) {
-			idx = append(idx, int32(i))
-		}
-	}
-	selectRank(w.keep, w.losses, idx, w.sel.count(w.opts.Q, valid), w.sel.top)
-}
-
-// customScores calls a user strategy on the whole batch and checks its scores.
-func (w *Weigher) customScores() error {
-	M := len(w.losses)
-	if cap(w.xs) < M {
-		w.xs, w.ss = make([]float64, M), make([]float64, M)
-	}
-	xs, ss := w.xs[:M], w.ss[:M]
-	d := w.opts.Delta
-	for i, l := range w.losses {
-		xs[i] = 0
-		if finite32(l) {
-			xs[i] = min(max((float64(l)-w.lmin)*w.scale-d, -d), d)
-		}
-		ss[i] = 0
-	}
-	w.strat.Score(ss, xs, d)
-	sup := math.Inf(-1)
-	for i, s := range ss {
-		if !finite32(w.losses[i]) {
-			continue
-		}
-		if math.IsNaN(s) || math.IsInf(s, 1) {
-			return fmt.Errorf("goreweight: strategy %q gave score %v to sample %d; scores must be finite or -Inf", w.strat.Name(), s, i)
-		}
-		sup = max(sup, s)
-	}
-	if math.IsInf(sup, -1) {
-		return fmt.Errorf("goreweight: strategy %q gave score -Inf to every sample", w.strat.Name())
-	}
-	w.sup = sup
-	return nil
-}
-
-// expFastAVX2 is expFast with the bulk of the chunk in expScoresAVX2 and
-// the last len%4 samples in Go. It returns false, having done nothing, when
-// the kernel's folded constants could overflow (see expKernelParams).
-func (w *Weigher) expFastAVX2(lo, hi int, p *partial) bool {
-	kind, prm, ok := w.expKernelParams()
-	if !ok {
-		return false
-	}
-	a := expAcc{zmax: bcast(-inf), zmin: bcast(inf)}
-	n := (hi - lo) &^ 3
-	expScoresAVX2(kind, w.dst[lo:lo+n], w.losses[lo:lo+n], &prm, &a)
-	s, s2, el, sl := sum4(&a.s), sum4(&a.s2), sum4(&a.el), sum4(&a.sl)
-	zmax, zmin := max4(&a.zmax), min4(&a.zmin)
-	if n < hi-lo {
-		var zb [4]float64
-		z := zb[:hi-lo-n]
-		w.scores(z, lo+n)
-		for j, zj := range z {
-			zj -= w.shift
-			ev := expNeg(zj)
-			w.dst[lo+n+j] = float32(ev)
-			s += ev
-			s2 += ev * ev
-			el += ev * zj
-			sl += ev * float64(w.losses[lo+n+j])
-			zmax, zmin = max(zmax, zj), min(zmin, zj)
-		}
-	}
-	p.s, p.s2, p.el, p.sl = s, s2, el, sl
-	p.emax, p.emin = expNeg(zmax), expNeg(zmin)
-	return true
 }

@@ -1,6 +1,7 @@
 package goreweight
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -32,7 +33,7 @@ func randomBatch(rng *rand.Rand, M int) []float32 {
 }
 
 func optsFor(strategy string) Options {
-	o := Options{Strategy: strategy}
+	o := dflt(Options{Strategy: strategy})
 	switch strategy {
 	case TopK:
 		o.Q = 0.3
@@ -144,7 +145,7 @@ func TestHandComputed(t *testing.T) {
 		{Uniform, 0.1, []float64{1, 1, 1, 1, 1}},
 	}
 	for _, c := range cases {
-		w, _ := NewWeigher(Options{Strategy: c.strategy})
+		w, _ := NewWeigher(dflt(Options{Strategy: c.strategy}))
 		dst := make([]float32, 5)
 		if _, err := w.Weights(dst, l, nil, c.r); err != nil {
 			t.Fatal(err)
@@ -163,7 +164,7 @@ func TestHandComputed(t *testing.T) {
 
 func TestUniformIsExactlyOneOverM(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	w, _ := NewWeigher(Options{Strategy: Uniform})
+	w, _ := NewWeigher(dflt(Options{Strategy: Uniform}))
 	for _, M := range []int{1, 3, 10, 1000, 100003} {
 		l := randomBatch(rng, M)
 		dst := make([]float32, M)
@@ -185,7 +186,10 @@ func TestUniformIsExactlyOneOverM(t *testing.T) {
 func TestAffineInvariance(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, s := range allBuiltins {
-		w, _ := NewWeigher(optsFor(s))
+		w, err := NewWeigher(optsFor(s))
+		if err != nil {
+			t.Fatal(err)
+		}
 		for trial := 0; trial < 20; trial++ {
 			M := 1 + rng.IntN(500)
 			l := make([]float32, M)
@@ -198,8 +202,14 @@ func TestAffineInvariance(t *testing.T) {
 				l2[i] = a*l[i] + b
 			}
 			d1, d2 := make([]float32, M), make([]float32, M)
-			w.Weights(d1, l, nil, 0.3)
-			w.Weights(d2, l2, nil, 0.3)
+			s1, err1 := w.Weights(d1, l, nil, 0.3)
+			s2, err2 := w.Weights(d2, l2, nil, 0.3)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("%s: %v, %v", s, err1, err2)
+			}
+			if s1.Uniform != s2.Uniform || s1.Valid != s2.Valid {
+				t.Fatalf("%s: stats differ under l -> %v·l + %v: %+v vs %+v", s, a, b, s1, s2)
+			}
 			for i := range d1 {
 				if math.Abs(float64(d1[i]-d2[i])) > 1e-6*float64(d1[i])+1e-38 {
 					t.Fatalf("%s: weight %d changes under l -> %v·l + %v: %v vs %v", s, i, a, b, d1[i], d2[i])
@@ -223,7 +233,7 @@ func TestStrategyShapes(t *testing.T) {
 		}
 		mid := (lo + hi) / 2
 		get := func(s string) []float32 {
-			w, _ := NewWeigher(Options{Strategy: s})
+			w, _ := NewWeigher(dflt(Options{Strategy: s}))
 			dst := make([]float32, M)
 			if _, err := w.Weights(dst, l, nil, 0.5); err != nil {
 				t.Fatal(err)
@@ -257,7 +267,7 @@ func TestStrategyShapes(t *testing.T) {
 	// extremes symmetric: mirrored losses get the mirrored weights.
 	l := []float32{0, 1, 3, 7, 10}
 	m := []float32{10, 9, 7, 3, 0}
-	w, _ := NewWeigher(Options{Strategy: Extremes})
+	w, _ := NewWeigher(dflt(Options{Strategy: Extremes}))
 	a, b := make([]float32, 5), make([]float32, 5)
 	w.Weights(a, l, nil, 0.7)
 	w.Weights(b, m, nil, 0.7)
@@ -272,7 +282,7 @@ func TestLargeRIsUniform(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	l := randomBatch(rng, 777)
 	for _, s := range []string{LinUpper, Quadratic, Extremes, DROKL} {
-		w, _ := NewWeigher(Options{Strategy: s})
+		w, _ := NewWeigher(dflt(Options{Strategy: s}))
 		dst := make([]float32, len(l))
 		st, _ := w.Weights(dst, l, nil, 1e9)
 		for _, v := range dst {
@@ -294,7 +304,7 @@ func TestWorstCaseBound(t *testing.T) {
 		for _, M := range []int{2, 10, 128, 4096} {
 			for _, r := range []float64{0.1, 0.4, 1, 1 / math.Ln2, 5} {
 				bound := MaxWeightBound(M, D, r)
-				w, _ := NewWeigher(Options{Strategy: s})
+				w, _ := NewWeigher(dflt(Options{Strategy: s}))
 				dst := make([]float32, M)
 				if s == LinUpper || s == DROKL {
 					// one outlier at the top, the rest at the bottom
@@ -330,7 +340,7 @@ func TestCap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	for _, c := range []float64{1, 1.1, 2, 5} {
 		for _, s := range []string{LinUpper, Extremes, DROKL, Quadratic} {
-			w, err := NewWeigher(Options{Strategy: s, Cap: c})
+			w, err := NewWeigher(dflt(Options{Strategy: s, Cap: c}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -366,11 +376,11 @@ func TestCap(t *testing.T) {
 			}
 		}
 	}
-	if _, err := NewWeigher(Options{Cap: 0.5}); err == nil || !strings.Contains(err.Error(), "cap") {
+	if _, err := NewWeigher(dflt(Options{Cap: 0.5})); err == nil || !strings.Contains(err.Error(), "cap") {
 		t.Fatalf("cap 0.5 must be refused, got %v", err)
 	}
 	// topk keeps 10% of samples: a cap of 2 cannot hold with 90% at zero.
-	w, _ := NewWeigher(Options{Strategy: TopK, Q: 0.1, Cap: 2})
+	w, _ := NewWeigher(dflt(Options{Strategy: TopK, Q: 0.1, Cap: 2}))
 	l := randomBatch(rand.New(rand.NewPCG(1, 2)), 100)
 	l[0] = 1000
 	if _, err := w.Weights(make([]float32, 100), l, nil, 1); err == nil || !strings.Contains(err.Error(), "infeasible") {
@@ -381,7 +391,7 @@ func TestCap(t *testing.T) {
 func TestNonFinite(t *testing.T) {
 	nan, inf := float32(math.NaN()), float32(math.Inf(1))
 	l := []float32{1, nan, 3, inf, 5, float32(math.Inf(-1))}
-	w, _ := NewWeigher(Options{Strategy: LinUpper})
+	w, _ := NewWeigher(dflt(Options{Strategy: LinUpper}))
 	dst := make([]float32, len(l))
 	st, err := w.Weights(dst, l, nil, 1)
 	if err != nil {
@@ -395,7 +405,7 @@ func TestNonFinite(t *testing.T) {
 	if st.LossMax != 5 || st.LossMin != 1 {
 		t.Fatalf("non-finite losses leak into min/max: %+v", st)
 	}
-	wr, _ := NewWeigher(Options{NonFinite: NonFiniteRaise})
+	wr, _ := NewWeigher(dflt(Options{NonFinite: NonFiniteRaise}))
 	_, err = wr.Weights(dst, l, nil, 1)
 	if err == nil || !strings.Contains(err.Error(), "3 non-finite") || !strings.Contains(err.Error(), "index 1") {
 		t.Fatalf("raise policy: got %v", err)
@@ -407,7 +417,7 @@ func TestNonFinite(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	w, _ := NewWeigher(Options{})
+	w, _ := NewWeigher(dflt(Options{}))
 	for _, c := range []struct {
 		name    string
 		dst, l  []float32
@@ -418,8 +428,8 @@ func TestBadInput(t *testing.T) {
 		{"empty", nil, nil, nil, 1, "empty batch"},
 		{"short output", make([]float32, 1), []float32{1, 2}, nil, 1, "output has length 1"},
 		{"domains length", make([]float32, 2), []float32{1, 2}, []int32{0}, 1, "domains has length 1"},
-		{"r zero", make([]float32, 2), []float32{1, 2}, nil, 0, "r must be > 0"},
-		{"r NaN", make([]float32, 2), []float32{1, 2}, nil, math.NaN(), "r must be > 0"},
+		{"r zero", make([]float32, 2), []float32{1, 2}, nil, 0, "temperature r must be"},
+		{"r NaN", make([]float32, 2), []float32{1, 2}, nil, math.NaN(), "temperature r must be"},
 		{"negative domain", make([]float32, 2), []float32{1, 2}, []int32{0, -3}, 1, "domain id -3 at index 1"},
 	} {
 		_, err := w.Weights(c.dst, c.l, c.domains, c.r)
@@ -427,15 +437,40 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%s: got error %v, want one containing %q", c.name, err, c.want)
 		}
 	}
-	for _, o := range []Options{{Strategy: "nope"}, {Delta: -1}, {Delta: math.Inf(1)}, {NonFinite: "skip"}, {Strategy: TopK}, {Strategy: Truncate, Q: 1}, {DomainMultipliers: []float64{1, -1}}} {
-		if _, err := NewWeigher(o); err == nil {
-			t.Errorf("options %+v accepted", o)
+	for _, c := range []struct {
+		o   Options
+		key string
+	}{
+		{Options{Strategy: "nope"}, "strategy"}, {Options{Delta: -1}, "delta"}, {Options{Delta: math.Inf(1)}, "delta"},
+		{Options{Delta: 2 * MaxDelta}, "delta"}, {Options{NonFinite: "skip"}, "nonfinite"}, {Options{Strategy: TopK}, "q"},
+		{Options{Strategy: Truncate, Q: 1}, "q"}, {Options{DomainMultipliers: []float64{1, -1}}, "domain_multipliers"},
+		{Options{Cap: 0.5}, "cap"},
+	} {
+		_, err := NewWeigher(dflt(c.o))
+		var oe *OptionError
+		if !errors.As(err, &oe) || oe.Key != c.key || !errors.Is(err, ErrInvalid) {
+			t.Errorf("options %+v: got error %v, want an *OptionError for %q", c.o, err, c.key)
+		}
+	}
+	// No zero value means a default: each of these is an explicit mistake.
+	for _, c := range []struct {
+		o   Options
+		key string
+	}{
+		{Options{Delta: 1, NonFinite: NonFiniteZero}, "strategy"},
+		{Options{Strategy: LinUpper, NonFinite: NonFiniteZero}, "delta"},
+		{Options{Strategy: LinUpper, Delta: 1}, "nonfinite"},
+	} {
+		_, err := NewWeigher(c.o)
+		var oe *OptionError
+		if !errors.As(err, &oe) || oe.Key != c.key {
+			t.Errorf("options %+v: got error %v, want an *OptionError for %q", c.o, err, c.key)
 		}
 	}
 }
 
 func TestTinySpreadIsUniform(t *testing.T) {
-	w, _ := NewWeigher(Options{})
+	w, _ := NewWeigher(dflt(Options{}))
 	l := []float32{3, 3, 3, math.Nextafter32(3, 4)}
 	dst := make([]float32, 4)
 	st, _ := w.Weights(dst, l, nil, 0.01)
@@ -475,10 +510,20 @@ func TestDomains(t *testing.T) {
 			for _, d := range dom {
 				maxDom = max(maxDom, d)
 			}
-			if len(st.Domains) != int(maxDom)+1 {
-				t.Fatalf("want %d domains in stats, got %d", maxDom+1, len(st.Domains))
+			present := map[int32]bool{}
+			for _, d := range dom {
+				present[d] = true
 			}
-			for d := 0; d <= int(maxDom); d++ {
+			if len(st.Domains) != len(present) {
+				t.Fatalf("want %d domains in stats, got %d", len(present), len(st.Domains))
+			}
+			for k, ds := range st.Domains {
+				if !present[ds.ID] || (k > 0 && ds.ID <= st.Domains[k-1].ID) {
+					t.Fatalf("domain stats ids %+v: not the batch's ids in increasing order", st.Domains)
+				}
+			}
+			for k := range st.Domains {
+				d := int(st.Domains[k].ID)
 				var n int
 				var ls, ws float64
 				for i := range l {
@@ -488,18 +533,18 @@ func TestDomains(t *testing.T) {
 						ws += want[i]
 					}
 				}
-				ds := st.Domains[d]
+				ds := st.Domains[k]
 				if ds.Count != n || math.Abs(ds.MeanLoss-ls/float64(n)) > 1e-9*math.Abs(ls/float64(n))+1e-12 || math.Abs(ds.WeightSum-ws) > 1e-6 {
 					t.Fatalf("domain %d stats %+v, want count %d mean loss %v weight sum %v", d, ds, n, ls/float64(n), ws)
 				}
 			}
 		}
 	}
-	w, _ := NewWeigher(Options{DomainMultipliers: []float64{1}})
+	w, _ := NewWeigher(dflt(Options{DomainMultipliers: []float64{1}}))
 	if _, err := w.Weights(make([]float32, 2), []float32{1, 2}, []int32{0, 1}, 1); err == nil || !strings.Contains(err.Error(), "no multiplier") {
 		t.Fatalf("domain without multiplier: %v", err)
 	}
-	w, _ = NewWeigher(Options{DomainMultipliers: []float64{0, 0}})
+	w, _ = NewWeigher(dflt(Options{DomainMultipliers: []float64{0, 0}}))
 	if _, err := w.Weights(make([]float32, 2), []float32{1, 2}, []int32{0, 1}, 1); err == nil || !strings.Contains(err.Error(), "weight 0") {
 		t.Fatalf("all multipliers 0: %v", err)
 	}
@@ -522,7 +567,7 @@ func TestCustomStrategy(t *testing.T) {
 	if err := Register(cubic{}); err == nil {
 		t.Fatal("registering a name twice must fail")
 	}
-	w, err := NewWeigher(Options{Strategy: "test-cubic"})
+	w, err := NewWeigher(dflt(Options{Strategy: "test-cubic"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,7 +594,7 @@ func TestUnderflowRescue(t *testing.T) {
 	// Quadratic on a two-valued batch: every score is 0, its supremum 1 is
 	// never reached, and at r = 1e-3 e^(-1/r) underflows. Weights must still
 	// be uniform over the batch, not an error.
-	w, _ := NewWeigher(Options{Strategy: Quadratic})
+	w, _ := NewWeigher(dflt(Options{Strategy: Quadratic}))
 	dst := make([]float32, 4)
 	if _, err := w.Weights(dst, []float32{1, 2, 1, 2}, nil, 1e-3); err != nil {
 		t.Fatal(err)
@@ -592,7 +637,7 @@ func TestSubnormalExponentials(t *testing.T) {
 		{[]float32{0, 1, 2}, DROKL, 0.01, 3, 1}, // exact answer: uniform
 		{[]float32{0, 1, 2, 3, 4, 5, 6, 7}, TopK, 0.01, 1, 2},
 	} {
-		o := Options{Strategy: c.strategy, Delta: c.delta, Cap: c.cap, Q: 0.5}
+		o := dflt(Options{Strategy: c.strategy, Delta: c.delta, Cap: c.cap, Q: 0.5})
 		w, err := NewWeigher(o)
 		if err != nil {
 			t.Fatal(err)
@@ -612,7 +657,7 @@ func TestCapWithMultipliersAboveOne(t *testing.T) {
 	l := []float32{1, 2, 3, 4}
 	dom := []int32{0, 1, 0, 1}
 	for _, s := range []string{Uniform, LinUpper} {
-		w, err := NewWeigher(Options{Strategy: s, Cap: 10, DomainMultipliers: []float64{2, 1}})
+		w, err := NewWeigher(dflt(Options{Strategy: s, Cap: 10, DomainMultipliers: []float64{2, 1}}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -625,5 +670,85 @@ func TestCapWithMultipliersAboveOne(t *testing.T) {
 	}
 	if got := refWeights(l, refOpts{strategy: Uniform, r: 1, mult: []float64{2, 1}, domains: dom}); math.Abs(got[0]-1.0/3) > 1e-15 {
 		t.Fatalf("reference: %v", got)
+	}
+}
+
+// dflt fills the zero-valued Strategy, Delta and NonFinite of a test's
+// options with DefaultOptions' values (the core itself has no such rule).
+func dflt(o Options) Options {
+	d := DefaultOptions()
+	if o.Strategy == "" {
+		o.Strategy = d.Strategy
+	}
+	if o.Delta == 0 {
+		o.Delta = d.Delta
+	}
+	if o.NonFinite == "" {
+		o.NonFinite = d.NonFinite
+	}
+	return o
+}
+
+// TestHugeDomainIDs is issue 13 item 1: per-domain statistics cost
+// O(distinct ids), so an id of 2^31-1 neither allocates per id nor
+// changes the weights, and the stats carry the ids themselves.
+func TestHugeDomainIDs(t *testing.T) {
+	l := []float32{1, 2, 3, 4}
+	for _, s := range []string{LinUpper, TopK} {
+		w, _ := NewWeigher(optsFor(s))
+		want := make([]float32, 4)
+		if _, err := w.Weights(want, l, []int32{0, 2, 0, 1}, 0.5); err != nil {
+			t.Fatal(err)
+		}
+		dst := make([]float32, 4)
+		var st *Stats
+		var err error
+		allocs := testing.AllocsPerRun(3, func() { st, err = w.Weights(dst, l, []int32{0, math.MaxInt32, 0, 1}, 0.5) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if allocs > 3 {
+			t.Errorf("%s: %v allocations per call with a huge id", s, allocs)
+		}
+		for i := range dst {
+			if dst[i] != want[i] {
+				t.Fatalf("%s: weights %v with a huge id, %v without", s, dst, want)
+			}
+		}
+		if len(st.Domains) != 3 || st.Domains[2].ID != math.MaxInt32 || st.Domains[2].Count != 1 || st.Domains[0].Count != 2 {
+			t.Fatalf("%s: domain stats %+v", s, st.Domains)
+		}
+		if f := st.Flat(); f["domain/2147483647/count"] != 1 {
+			t.Fatalf("%s: flat stats lack the huge id: %v", s, f)
+		}
+	}
+	// Scratch stays O(M), however large the id.
+	w, _ := NewWeigher(DefaultOptions())
+	dst := make([]float32, 4)
+	if _, err := w.Weights(dst, l, []int32{3e7, math.MaxInt32, 5, 1}, 0.5); err != nil {
+		t.Fatal(err)
+	}
+	if cap(w.domTab) > int(denseDomains(4)) || cap(w.dacc[0]) > 4 {
+		t.Fatalf("domain scratch grew with the ids: table %d, accumulators %d", cap(w.domTab), cap(w.dacc[0]))
+	}
+}
+
+// TestMultipliersNeedDomains is issue 13 item 2: domain multipliers with
+// no domain ids are a bad argument naming domain_multipliers, for every
+// strategy and with a cap, not an index out of range.
+func TestMultipliersNeedDomains(t *testing.T) {
+	for _, s := range Strategies() {
+		for _, c := range []float64{0, 2} {
+			o := optsFor(s)
+			o.DomainMultipliers, o.Cap = []float64{1, 2}, c
+			w, err := NewWeigher(dflt(o))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = w.Weights(make([]float32, 3), []float32{1, 2, 3}, nil, 1)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "domain_multipliers") {
+				t.Fatalf("%s cap=%v: %v", s, c, err)
+			}
+		}
 	}
 }

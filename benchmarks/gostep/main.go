@@ -86,7 +86,9 @@ func run(vocab, layers, heads, width, seq, batch, steps, warmup, threads int, we
 	}
 	var weigher *goreweight.Weigher
 	if weights != "mean" {
-		if weigher, err = goreweight.NewWeigher(goreweight.Options{Strategy: weights}); err != nil {
+		o := goreweight.DefaultOptions()
+		o.Strategy = weights
+		if weigher, err = goreweight.NewWeigher(o); err != nil {
 			return err
 		}
 	}

@@ -148,6 +148,16 @@ int main(void) {
   int64_t step = -1;
   check(grw_reweighter_step(rh2, &step, &err), err, "grw_reweighter_step");
   printf("restored_step %lld\n", (long long)step);
+  /* Status codes name the class of error: an empty batch, non-finite losses. */
+  st = grw_reweighter_weights(rh2, l4, NULL, 0, w, NULL, NULL, &err);
+  printf("empty_status_is_eempty %d\n", st == GRW_EEMPTY);
+  grw_free(err);
+  err = NULL;
+  float lnan[2] = {NAN, NAN};
+  st = grw_reweighter_weights(rh2, lnan, NULL, 2, w, NULL, NULL, &err);
+  printf("all_nan_status_is_enonfinite %d\n", st == GRW_ENONFINITE);
+  grw_free(err);
+  err = NULL;
   check(grw_reweighter_stats(rh, &out, &err), err, "grw_reweighter_stats");
   printf("stats_has_step %d\n", strstr(out, "\"step\": 2") != NULL);
   grw_free(out);

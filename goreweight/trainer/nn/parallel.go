@@ -2,8 +2,9 @@ package nn
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
+
+	"github.com/goreweight/goreweight/goreweight/internal/parallel"
 )
 
 var threads atomic.Int64
@@ -27,34 +28,12 @@ func SetThreads(n int) int {
 
 // parallelFor splits [0, n) into at most Threads() contiguous chunks of at
 // least grain items and runs fn(worker, lo, hi) on each, the first on the
-// calling goroutine. worker is in [0, Threads()) and distinct per chunk, so it
-// can index per-worker scratch space. Chunk bounds depend on the thread count:
-// fn must compute each item independently of how the range was cut.
+// calling goroutine (parallel.Split: worker is in [0, Threads()) and
+// distinct per chunk, so it can index per-worker scratch space). Chunk
+// bounds depend on the thread count: fn must compute each item
+// independently of how the range was cut.
 func parallelFor(n, grain int, fn func(worker, lo, hi int)) {
-	if n <= 0 {
-		return
-	}
-	w := Threads()
-	if grain < 1 {
-		grain = 1
-	}
-	if maxW := n / grain; w > maxW {
-		w = maxW
-	}
-	if w <= 1 {
-		fn(0, 0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	wg.Add(w - 1)
-	for i := 1; i < w; i++ {
-		go func(i int) {
-			defer wg.Done()
-			fn(i, i*n/w, (i+1)*n/w)
-		}(i)
-	}
-	fn(0, 0, n/w)
-	wg.Wait()
+	parallel.Split(n, grain, Threads(), fn)
 }
 
 // Zero sets every element of x to 0, split over Threads() goroutines. Callers

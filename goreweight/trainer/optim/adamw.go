@@ -9,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 
+	iparallel "github.com/goreweight/goreweight/goreweight/internal/parallel"
 	"github.com/goreweight/goreweight/goreweight/trainer/nn"
 )
 
@@ -155,21 +155,8 @@ func firstNonFinite(x []float32) int {
 const grain = 1 << 14
 
 // parallel runs fn over [0, n) split into at most nn.Threads() contiguous
-// chunks of at least minChunk items; fn must treat every index independently.
+// chunks of at least minChunk items (parallel.Split); fn must treat every
+// index independently.
 func parallel(n, minChunk int, fn func(lo, hi int)) {
-	w := min(nn.Threads(), n/minChunk)
-	if w <= 1 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	wg.Add(w - 1)
-	for i := 1; i < w; i++ {
-		go func(i int) {
-			defer wg.Done()
-			fn(i*n/w, (i+1)*n/w)
-		}(i)
-	}
-	fn(0, n/w)
-	wg.Wait()
+	iparallel.Split(n, minChunk, nn.Threads(), func(_, lo, hi int) { fn(lo, hi) })
 }

@@ -398,16 +398,9 @@ func (c Config) Reweighting(strategy string) goreweight.Config {
 	default: // linear, cosine, exponential; anything else fails Validate
 		s = goreweight.Schedule{Kind: c.Schedule, RStart: c.RStart, REnd: c.REnd, Steps: n}
 	}
-	return goreweight.Config{
-		Options: goreweight.Options{
-			Strategy:  strategy,
-			Delta:     c.Delta,
-			Cap:       c.Cap,
-			Q:         c.Q,
-			NonFinite: goreweight.NonFiniteZero,
-		},
-		Schedule: s.WithWarmup(int64(c.Warmup())),
-	}
+	o := goreweight.DefaultOptions()
+	o.Strategy, o.Delta, o.Cap, o.Q = strategy, c.Delta, c.Cap, c.Q
+	return goreweight.Config{Options: o, Schedule: s.WithWarmup(int64(c.Warmup()))}
 }
 
 // Warmup returns the number of uniform warm-up steps: WarmupR, or Steps/10

@@ -8,38 +8,15 @@ import (
 	"io"
 	"math"
 	"os"
-	"strconv"
+
+	"github.com/goreweight/goreweight/goreweight/internal/jsonx"
 )
 
 // Float is a float64 whose JSON form is null for NaN and ±Inf (JSON has no
-// such numbers), and which reads null back as NaN.
-type Float float64
-
-// MarshalJSON writes the number, or null when it is not finite.
-func (f Float) MarshalJSON() ([]byte, error) {
-	v := float64(f)
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return []byte("null"), nil
-	}
-	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
-}
-
-// UnmarshalJSON reads a number, or null as NaN.
-func (f *Float) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		*f = Float(math.NaN())
-		return nil
-	}
-	var v float64
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*f = Float(v)
-	return nil
-}
-
-// Valid reports whether f is finite.
-func (f Float) Valid() bool { return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0) }
+// such numbers), and which reads null back as NaN; Valid reports whether it
+// is finite. It is the core's NaN-safe number (goreweight/internal/jsonx),
+// shared with goreweight.Stats.
+type Float = jsonx.Float
 
 var nan = Float(math.NaN())
 

@@ -269,8 +269,8 @@ func (t *trainer) record(s *goreweight.Stats, lr, norm float64) Record {
 	r.GradNorm = Float(norm)
 	r.DomainLoss = map[string]Float{}
 	r.DomainWM = map[string]Float{}
-	for d, ds := range s.Domains {
-		if ds.Count > 0 && d < len(t.env.domains) {
+	for _, ds := range s.Domains {
+		if d := int(ds.ID); d < len(t.env.domains) {
 			r.DomainLoss[t.env.domains[d]] = Float(ds.MeanLoss)
 			r.DomainWM[t.env.domains[d]] = Float(ds.MeanWM)
 		}

@@ -5,7 +5,7 @@
 // AVX2+FMA kernels for the two transcendental hot spots: the GELU forward
 // (tanh) and softmax's exponentials. Each processes n elements, n a multiple
 // of 8; the Go callers handle the tail with the scalar functions in mathf.go
-// and only call these when cpuHasAVX2FMA reported support. The math is the
+// and only call these when UseSIMD (goreweight/internal/cpu) reports support. The math is the
 // same as the scalar versions (same polynomials), evaluated with FMA.
 
 //   0: sqrt(2/pi)
@@ -465,23 +465,4 @@ geluBwd_loop:
 
 geluBwd_done:
 	VZEROUPPER
-	RET
-
-// func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
-TEXT ·cpuid(SB), NOSPLIT, $0-24
-	MOVL eaxArg+0(FP), AX
-	MOVL ecxArg+4(FP), CX
-	CPUID
-	MOVL AX, eax+8(FP)
-	MOVL BX, ebx+12(FP)
-	MOVL CX, ecx+16(FP)
-	MOVL DX, edx+20(FP)
-	RET
-
-// func xgetbv() (eax, edx uint32)
-TEXT ·xgetbv(SB), NOSPLIT, $0-8
-	MOVL $0, CX
-	XGETBV
-	MOVL AX, eax+0(FP)
-	MOVL DX, edx+4(FP)
 	RET
