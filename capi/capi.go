@@ -28,7 +28,9 @@
 //     GRW_EINTR (5) for a grw_train run stopped by SIGINT, its checkpoint
 //     written (train.ErrInterrupted);
 //     GRW_EIO (6) for a file that could not be read or written (an
-//     *fs.PathError, *os.LinkError or *os.SyscallError in the chain).
+//     *fs.PathError, *os.LinkError or *os.SyscallError in the chain) or
+//     whose content is corrupt (tensorfile.ErrFormat: a checkpoint or
+//     parameter file; data.ErrData: a data file that does not parse).
 //     Codes 3 and 4 are bad arguments too: a caller that only tells success
 //     from failure can treat every nonzero status as an error.
 //  3. Errors. The last parameter of every export is `char **err`. On failure,
@@ -82,7 +84,7 @@ package main
 #define GRW_EEMPTY 3     // an empty batch
 #define GRW_ENONFINITE 4 // non-finite losses under "raise", or all losses non-finite
 #define GRW_EINTR 5      // grw_train interrupted by SIGINT; its checkpoint is written
-#define GRW_EIO 6        // a file could not be read or written
+#define GRW_EIO 6        // a file could not be read or written, or is corrupt
 */
 import "C"
 
@@ -97,6 +99,8 @@ import (
 	"unsafe"
 
 	"github.com/goreweight/goreweight/goreweight"
+	"github.com/goreweight/goreweight/goreweight/trainer/data"
+	"github.com/goreweight/goreweight/goreweight/trainer/tensorfile"
 	"github.com/goreweight/goreweight/goreweight/trainer/train"
 )
 
@@ -161,7 +165,10 @@ func statusOf(e error) int {
 		return statusEmpty
 	case errors.Is(e, goreweight.ErrNonFinite):
 		return statusNonFinite
-	case errors.As(e, &pe), errors.As(e, &le), errors.As(e, &se):
+	case errors.As(e, &pe), errors.As(e, &le), errors.As(e, &se),
+		errors.Is(e, tensorfile.ErrFormat), errors.Is(e, data.ErrData):
+		// a file that cannot be read, or whose content is corrupt (a
+		// checkpoint, a parameter file, a data file that does not parse)
 		return statusIO
 	}
 	return statusInvalid

@@ -17,6 +17,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/cdata"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/goreweight/goreweight/goreweight"
+	"github.com/goreweight/goreweight/goreweight/trainer/data"
+	"github.com/goreweight/goreweight/goreweight/trainer/tensorfile"
 	"github.com/goreweight/goreweight/goreweight/trainer/train"
 )
 
@@ -142,6 +144,10 @@ func TestStatusPerClass(t *testing.T) {
 	l := []float32{1, nan, 3}
 	out := make([]float32, 3)
 	_, statErr := os.Stat(filepath.Join(t.TempDir(), "missing"))
+	badJSONL := filepath.Join(t.TempDir(), "bad.jsonl")
+	if err := os.WriteFile(badJSONL, []byte("{not json\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		err  error
@@ -154,6 +160,8 @@ func TestStatusPerClass(t *testing.T) {
 		{"nonfinite", second(weigherWeights(raise, 1, rawBatch(l, nil, out), false)), statusNonFinite},
 		{"interrupted", fmt.Errorf("%w at step 3", train.ErrInterrupted), statusInterrupt},
 		{"io", fmt.Errorf("reading the corpus: %w", statErr), statusIO},
+		{"corrupt checkpoint", second(tensorfile.Decode([]byte("not a tensor file"))), statusIO},
+		{"bad data file", second(data.ReadJSONL(badJSONL)), statusIO},
 		{"unclassified", errors.New("something else"), statusInvalid},
 	}
 	for _, c := range cases {
