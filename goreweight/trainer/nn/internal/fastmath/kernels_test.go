@@ -21,6 +21,7 @@ func TestKernelsMatchScalar(t *testing.T) {
 	if !UseSIMD {
 		t.Skip("no SIMD kernels on this machine/build")
 	}
+	restoreSIMD(t)
 	r := rand.New(rand.NewPCG(11, 1))
 	for _, n := range []int{1, 7, 8, 9, 64, 1000, 1029} {
 		x := randn(r, n, 3)
@@ -87,6 +88,7 @@ func TestGELUBackwardMatchesScalar(t *testing.T) {
 	if !UseSIMD {
 		t.Skip("no SIMD kernels on this machine/build")
 	}
+	restoreSIMD(t)
 	r := rand.New(rand.NewPCG(12, 1))
 	for _, n := range []int{3, 8, 13, 1000} {
 		x, d := randn(r, n, 3), randn(r, n, 1)
@@ -104,4 +106,11 @@ func TestGELUBackwardMatchesScalar(t *testing.T) {
 			}
 		}
 	}
+}
+
+// restoreSIMD puts UseSIMD back to its value at the start of the test, so
+// a test that switches the kernels off leaves no trace on the next one.
+func restoreSIMD(t *testing.T) {
+	orig := UseSIMD
+	t.Cleanup(func() { UseSIMD = orig })
 }

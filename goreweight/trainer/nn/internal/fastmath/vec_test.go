@@ -12,7 +12,7 @@ func TestVecKernelsMatchScalar(t *testing.T) {
 	if !UseSIMD {
 		t.Skip("no SIMD kernels on this machine/build")
 	}
-	defer func() { UseSIMD = true }()
+	restoreSIMD(t)
 	r := rand.New(rand.NewPCG(13, 1))
 	close := func(what string, n int, got, want float64, tol float64) {
 		t.Helper()
