@@ -201,7 +201,8 @@ def weights(
     Parameters
     ----------
     losses:
-        1-D, non-empty per-sample losses: a ``torch.Tensor`` (any floating
+        1-D, non-empty per-sample losses (or 2-D per-token losses, see
+        ``mask``): a ``torch.Tensor`` (any floating
         dtype, CPU or CUDA, any strides), a ``numpy.ndarray`` (floating), or an
         Arrow array (anything with ``__arrow_c_array__`` or
         ``__arrow_c_stream__``: pyarrow, polars, ...; float16/32/64, nulls
