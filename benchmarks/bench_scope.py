@@ -5,7 +5,11 @@ Reweighter call per micro-batch), for a tiny causal transformer on the CPU.
     python benchmarks/bench_scope.py --granularity sample   # or token
 
 Prints the median and minimum of --reps steps for each scope (two rounds,
-interleaved, to expose noise). See docs/scope.md.
+interleaved, to expose noise). With --token-scale it instead times the
+weights of one masked (B, T) token batch, M = 2^17 .. 2^20 tokens of which
+~70% are counted, through goreweight.weights(mask=...) (compaction, Go,
+scatter) against the pure-PyTorch twin on the same compacted entries. See
+docs/scope.md.
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ def main() -> None:
     ap.add_argument("--micro", type=int, default=8, help="sequences per micro-batch")
     ap.add_argument("--accum", type=int, default=4, help="micro-batches per optimizer step (G)")
     ap.add_argument("--seq", type=int, default=64)
+    ap.add_argument("--token-scale", action="store_true", help="time token-level weights at M = 2^17..2^20")
     a = ap.parse_args()
+    if a.token_scale:
+        token_scale(a.reps)
+        return
     torch.manual_seed(0)
     torch.set_num_threads(1)
     v, d = 256, 64
@@ -67,6 +75,34 @@ def main() -> None:
             ts.append(time.perf_counter() - t0)
         ts.sort()
         print(f"{a.granularity} {name:6s}: median {ts[len(ts) // 2] * 1e3:.1f} ms/step, min {ts[0] * 1e3:.1f}", flush=True)
+
+
+def token_scale(reps: int) -> None:
+    from goreweight import torch_reference
+
+    torch.set_num_threads(1)
+    for e in (17, 18, 19, 20):
+        m = 1 << e
+        g = torch.Generator().manual_seed(e)
+        tok = torch.rand(m // 1024, 1024, generator=g) * 8
+        mask = torch.rand(m // 1024, 1024, generator=g) >= 0.3
+
+        def core() -> None:
+            goreweight.weights(tok, "linupper", 1.0, mask=mask)
+
+        def twin() -> None:  # the same compaction and scatter, the weights in PyTorch
+            w = torch_reference.weights(torch.masked_select(tok, mask), "linupper", 1.0)
+            torch.zeros_like(tok).masked_scatter_(mask, w)
+
+        for name, f in (("goreweight", core), ("torch_reference", twin)):
+            f()
+            ts = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                f()
+                ts.append(time.perf_counter() - t0)
+            ts.sort()
+            print(f"M=2^{e} masked: {name:15s} median {ts[len(ts) // 2] * 1e3:.2f} ms, min {ts[0] * 1e3:.2f}", flush=True)
 
 
 if __name__ == "__main__":
