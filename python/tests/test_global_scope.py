@@ -224,3 +224,21 @@ def test_ddp_accumulated_gradients_equal_one_big_batch(ranks):
         _close(ranks[k]["grads"], [p.grad for p in big.parameters()])
         assert ranks[k]["step"] == 1 and ranks[k]["stats"]["m"] == n
         assert ranks[k]["stats"]["ess"] == pytest.approx(rw.stats["ess"], rel=1e-9)
+
+
+def test_resume_between_optimizer_steps_continues_the_schedule_per_optimizer_step():
+    # r advances once per GlobalBatch; a checkpoint between optimizer steps resumes exactly
+    sched = goreweight.schedules.linear(2.0, 0.2, 3)
+    x, y = _data(sum(MICRO))
+    ls = _split(_per_sample(_model(), x, y).detach(), MICRO)
+    rw = goreweight.Reweighter("linupper", schedule=sched)
+    goreweight.GlobalBatch(rw, ls)
+    state = rw.state_dict()
+    want = goreweight.GlobalBatch(rw, ls).weights
+    fresh = goreweight.Reweighter()
+    fresh.load_state_dict(state)
+    assert fresh.step == 1
+    got = goreweight.GlobalBatch(fresh, ls).weights
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(torch.cat(got), goreweight.weights(torch.cat(ls), "linupper", sched(1)))
