@@ -14,6 +14,12 @@ The main entry points::
 
     w = goreweight.weights(losses, strategy="linupper", r=1.0)   # torch, numpy or Arrow
 
+    tok = goreweight.per_token_loss(logits, labels)           # (batch, seq-1), NaN where ignored
+    loss = goreweight.reweighted_loss(tok, "topk", q=0.6)     # token level (Rho-1 selection)
+    gb = goreweight.GlobalBatch(rw, first_pass_losses)        # global scope under accumulation
+
+See docs/scope.md for token level, reference losses and global scope.
+
 Errors: bad arguments are TypeError or ValueError naming the argument; what
 the Go core refuses is a :class:`GoreweightError` (a ValueError) or one of
 its subclasses, chosen by the C ABI's status code (EmptyBatchError,
@@ -43,22 +49,26 @@ from ._lib import (
 from ._lib import strategies as _strategies
 from ._lib import version as _version
 from ._reweighter import Reweighter
-from ._weights import max_weight_bound, per_sample_loss, reweighted_loss, weights
+from ._scope import GlobalBatch, global_batch_weights
+from ._weights import max_weight_bound, per_sample_loss, per_token_loss, reweighted_loss, weights
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EmptyBatchError",
+    "GlobalBatch",
     "GoreweightError",
     "GoreweightIOError",
     "InternalError",
     "NonFiniteLossError",
     "TrainingInterrupted",
     "Reweighter",
+    "global_batch_weights",
     "library_path",
     "library_version",
     "max_weight_bound",
     "per_sample_loss",
+    "per_token_loss",
     "reweighted_loss",
     "schedules",
     "strategies",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union, overload
 import numpy as np
 import torch
 
-from . import _args, _exchange, _lib, _weights, schedules
+from . import _args, _exchange, _lib, _token, _weights, schedules
 from ._exchange import Target
 from ._weights import ArrowArrayLike, ArrowStreamLike
 
@@ -64,7 +64,8 @@ class Reweighter:
     Scope: the weights are computed per call, so with gradient accumulation
     each micro-batch is weighted on its own and the step advances per
     micro-batch; set :attr:`step` from the optimizer step if the schedule
-    should follow optimizer steps instead. A Reweighter may be shared by
+    should follow optimizer steps instead, or weight the whole accumulated
+    batch at once with :class:`goreweight.GlobalBatch` (docs/scope.md). A Reweighter may be shared by
     threads (calls are serialised in Go) but is meant for one training loop.
 
     Example::
@@ -101,40 +102,49 @@ class Reweighter:
 
     # ------------------------------------------------------------ the step
 
-    def __call__(self, per_sample: torch.Tensor, domains: Any = None) -> torch.Tensor:
+    def __call__(self, per_sample: torch.Tensor, domains: Any = None, *, mask: Any = None, reference: Any = None) -> torch.Tensor:
         """The reweighted loss ``Σ w_i · l_i`` of a batch of per-sample losses
         (a 1-D tensor that may require grad), as in
         :func:`goreweight.reweighted_loss` (including the gather over the
         process group); then the step advances. On error the step does not
-        advance.
+        advance. Token level (2-D losses, ``mask``) and ``reference`` as in
+        :func:`goreweight.reweighted_loss`.
 
         Example::
 
             loss = rw(torch.tensor([1.0, 2.0, 3.0], requires_grad=True))
         """
         t = self._handle()
+        if _token.needs_prepare(per_sample, mask, reference):
+            wf, counted, world, bad, _ = _weights.prepared_global_weights(
+                t, 0.0, per_sample, mask, reference, domains, self.group, False
+            )
+            return _weights.loss_of(wf, per_sample, counted, world, bad)
         wl, l, world, bad, _ = _weights.global_weights(t, 0.0, per_sample, domains, self.group, False)
         return _weights.combine(wl, l, world, bad)
 
     @overload
-    def weights(self, losses: torch.Tensor, domains: Any = None) -> torch.Tensor: ...
+    def weights(self, losses: torch.Tensor, domains: Any = None, *, mask: Any = None, reference: Any = None) -> torch.Tensor: ...
 
     @overload
-    def weights(self, losses: np.ndarray, domains: Any = None) -> np.ndarray: ...
+    def weights(self, losses: np.ndarray, domains: Any = None, *, mask: Any = None, reference: Any = None) -> np.ndarray: ...
 
     @overload
     def weights(self, losses: Union[ArrowArrayLike, ArrowStreamLike], domains: Any = None) -> "pyarrow.Array": ...
 
-    def weights(self, losses: Any, domains: Any = None) -> Any:
+    def weights(self, losses: Any, domains: Any = None, *, mask: Any = None, reference: Any = None) -> Any:
         """The weights of one batch (no gather, no loss) at the current step's
-        temperature, of the same kind as the input (as :func:`goreweight.weights`);
-        then the step advances.
+        temperature, of the same kind and shape as the input (as
+        :func:`goreweight.weights`, including 2-D losses, ``mask`` and
+        ``reference``); then the step advances.
 
         Example::
 
             w = rw.weights(numpy.array([1.0, 2.0, 3.0]))  # a numpy array summing to 1
         """
         t = self._handle()
+        if _token.needs_prepare(losses, mask, reference) and isinstance(losses, (torch.Tensor, np.ndarray)):
+            return _weights._prepared_weights(t, 0.0, losses, mask, reference, domains, False)[0]
         if isinstance(losses, torch.Tensor):
             n = _exchange.check_losses_tensor(losses, "losses")
             dom = None if domains is None else _exchange.domains_array(domains, n)
@@ -142,6 +152,8 @@ class Reweighter:
         if isinstance(losses, np.ndarray):
             return _exchange.numpy_weights(t, 0.0, losses, domains, False)[0]
         if _exchange.is_arrow(losses):
+            if mask is not None or reference is not None:
+                raise TypeError("goreweight: mask and reference need torch or numpy losses, not Arrow arrays")
             return _exchange.arrow_weights(t, 0.0, losses, domains, False)[0]
         raise TypeError(
             "goreweight: losses must be a torch.Tensor, a numpy.ndarray or an Arrow array, got "

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, Protocol, Union, overl
 import numpy as np
 import torch
 
-from . import _args, _dist, _exchange, _lib
+from . import _args, _dist, _exchange, _lib, _token
 from ._exchange import Target
 
 if TYPE_CHECKING:
     import pyarrow
 
-__all__ = ["weights", "reweighted_loss", "per_sample_loss", "max_weight_bound", "ArrowArrayLike", "ArrowStreamLike"]
+__all__ = ["weights", "reweighted_loss", "per_sample_loss", "per_token_loss", "max_weight_bound", "ArrowArrayLike", "ArrowStreamLike"]
 
 
 class ArrowArrayLike(Protocol):
@@ -89,6 +89,8 @@ def weights(
     *,
     q: Optional[float] = None,
     domain_multipliers: Multipliers = None,
+    mask: Any = None,
+    reference: Any = None,
     return_stats: Literal[False] = False,
 ) -> torch.Tensor: ...
 
@@ -105,6 +107,8 @@ def weights(
     *,
     q: Optional[float] = None,
     domain_multipliers: Multipliers = None,
+    mask: Any = None,
+    reference: Any = None,
     return_stats: Literal[True],
 ) -> tuple[torch.Tensor, dict[str, float]]: ...
 
@@ -121,6 +125,8 @@ def weights(
     *,
     q: Optional[float] = None,
     domain_multipliers: Multipliers = None,
+    mask: Any = None,
+    reference: Any = None,
     return_stats: Literal[False] = False,
 ) -> np.ndarray: ...
 
@@ -137,6 +143,8 @@ def weights(
     *,
     q: Optional[float] = None,
     domain_multipliers: Multipliers = None,
+    mask: Any = None,
+    reference: Any = None,
     return_stats: Literal[True],
 ) -> tuple[np.ndarray, dict[str, float]]: ...
 
@@ -184,6 +192,8 @@ def weights(
     *,
     q: Optional[float] = None,
     domain_multipliers: Multipliers = None,
+    mask: Any = None,
+    reference: Any = None,
     return_stats: bool = False,
 ) -> Any:
     """The weights of one batch of per-sample losses, computed by the Go core.
@@ -191,7 +201,8 @@ def weights(
     Parameters
     ----------
     losses:
-        1-D, non-empty per-sample losses: a ``torch.Tensor`` (any floating
+        1-D, non-empty per-sample losses (or 2-D per-token losses, see
+        ``mask``): a ``torch.Tensor`` (any floating
         dtype, CPU or CUDA, any strides), a ``numpy.ndarray`` (floating), or an
         Arrow array (anything with ``__arrow_c_array__`` or
         ``__arrow_c_stream__``: pyarrow, polars, ...; float16/32/64, nulls
@@ -220,6 +231,20 @@ def weights(
     domain_multipliers:
         Optional per-domain factors (finite, >= 0) applied to the weights
         before the final normalisation; every domain id needs one.
+    mask:
+        Token level (torch and numpy only): a bool tensor/array of the
+        losses' shape, True = counted. The weights range over the counted
+        entries only; the others get exactly 0, stay out of the min/max and
+        are not counted as non-finite. Default: every entry of a 1-D input;
+        the finite entries (of ``losses - reference``) of a 2-D input, e.g.
+        the (batch, seq) losses of :func:`per_token_loss`, which are NaN at
+        ignored positions. With ``topk``/``truncate`` over token losses this
+        is Rho-1's token selection. See docs/scope.md.
+    reference:
+        Reference (excess) loss (torch and numpy only): losses of a
+        reference model, same shape as ``losses``; the weights are those of
+        the scores ``losses - reference`` (computed in float32, float64 when
+        either is float64), as in RHO-LOSS.
     return_stats:
         Also return the batch's statistics (see :attr:`Reweighter.stats`).
 
@@ -254,13 +279,17 @@ def weights(
     if r.__class__ is not float:
         r = _args.real("r", r)
     out: Any
-    if isinstance(losses, torch.Tensor):
+    if _token.needs_prepare(losses, mask, reference) and isinstance(losses, (torch.Tensor, np.ndarray)):
+        out, sp = _prepared_weights(w, r, losses, mask, reference, domains, return_stats)
+    elif isinstance(losses, torch.Tensor):
         n = _exchange.check_losses_tensor(losses, "losses")
         dom = None if domains is None else _exchange.domains_array(domains, n)
         out, _, sp = _exchange.torch_weights(w, r, losses, n, dom, return_stats)
     elif isinstance(losses, np.ndarray):
         out, _, sp = _exchange.numpy_weights(w, r, losses, domains, return_stats)
     elif _exchange.is_arrow(losses):
+        if mask is not None or reference is not None:
+            raise TypeError("goreweight: mask and reference need torch or numpy losses, not Arrow arrays")
         out, _, sp = _exchange.arrow_weights(w, r, losses, domains, return_stats)
     else:
         raise TypeError(
@@ -270,6 +299,57 @@ def weights(
     if return_stats:
         return out, _exchange.stats_dict(sp)
     return out
+
+
+def _prepared_weights(
+    t: Target, r: float, losses: Any, mask: Any, reference: Any, domains: Any, want_stats: bool
+) -> tuple[Any, Optional[int]]:
+    """Weights of a 2-D, masked or reference-shifted torch tensor or numpy
+    array (no gather), in the input's shape; returns (weights, stats pointer)."""
+    if isinstance(losses, torch.Tensor):
+        p = _token.prepare_torch(losses, mask, reference, "losses")
+        dom = p.domains(domains)
+        w1, _, sp = _exchange.torch_weights(t, r, p.scores, p.n, dom, want_stats)
+        return p.scatter_torch(w1), sp
+    pn, ma_mask = _token.prepare_numpy(losses, mask, reference)
+    dom = pn.domains(domains)
+    a1, _, sp = _exchange.numpy_weights(t, r, pn.scores, dom, want_stats)
+    full = pn.scatter_numpy(a1)
+    if ma_mask is not None:
+        return np.ma.MaskedArray(full, mask=ma_mask), sp
+    return full, sp
+
+
+def prepared_global_weights(
+    target: Target, r: float, per_sample: Any, mask: Any, reference: Any, domains: Any, group: Any, want_stats: bool
+) -> tuple[torch.Tensor, Optional[torch.Tensor], int, int, Optional[int]]:
+    """As :func:`global_weights` for 2-D, masked or reference-shifted losses:
+    the counted scores of every rank form the global batch. Returns (this
+    rank's weights in the input's shape, the counted mask or None for a 1-D
+    input without a mask, world size, global non-finite count, stats
+    pointer). A problem with one rank's input makes every rank raise."""
+    problem: Optional[BaseException] = None
+    p: Optional[_token.Prepared] = None
+    dom = None
+    try:
+        if not isinstance(per_sample, torch.Tensor):
+            raise TypeError(f"goreweight: per_sample must be a torch.Tensor, got {type(per_sample).__name__}")
+        p = _token.prepare_torch(per_sample, mask, reference, "per_sample")
+        dom = p.domains(domains)
+    except (TypeError, ValueError) as e:
+        problem = e
+    device = per_sample.device if isinstance(per_sample, torch.Tensor) and per_sample.device.type != "meta" else torch.device("cpu")
+    scores = None if p is None else p.scores
+    w, _, world, bad, sp = global_weights(target, r, scores, dom, group, want_stats, problem=problem, device=device)
+    assert p is not None  # global_weights raised otherwise
+    return p.scatter_torch(w), p.counted, world, bad, sp
+
+
+def loss_of(w: torch.Tensor, per_sample: torch.Tensor, counted: Optional[torch.Tensor], world: int, bad: int) -> torch.Tensor:
+    """The reweighted loss from :func:`prepared_global_weights`' results."""
+    if counted is None:
+        return combine(w, per_sample, world, bad)
+    return _token.masked_loss(w, per_sample, counted, world)
 
 
 def _local_problem(per_sample: Any) -> Optional[BaseException]:
@@ -284,14 +364,25 @@ def _local_problem(per_sample: Any) -> Optional[BaseException]:
 
 
 def global_weights(
-    target: Target, r: float, per_sample: Any, domains: Any, group: Any, want_stats: bool
+    target: Target,
+    r: float,
+    per_sample: Any,
+    domains: Any,
+    group: Any,
+    want_stats: bool,
+    problem: Optional[BaseException] = None,
+    device: Optional[torch.device] = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int, int, Optional[int]]:
     """Computes the weights of the global batch (gathered over the group when
-    torch.distributed is initialised) and returns (local per-sample losses,
-    this rank's slice of the weights, world size, global non-finite count,
-    stats pointer)."""
+    torch.distributed is initialised) and returns (this rank's slice of the
+    weights, local per-sample losses, world size, global non-finite count,
+    stats pointer). ``problem``: an error found by the caller in this rank's
+    input, raised on every rank (after the first exchange) under
+    torch.distributed; ``device``: where the exchange runs when per_sample
+    is unusable."""
     if _dist.active(group):
-        problem = _local_problem(per_sample)
+        if problem is None:
+            problem = _local_problem(per_sample)
         dom_t = None
         if problem is None and domains is not None:
             try:
@@ -300,15 +391,17 @@ def global_weights(
                 dom_t = torch.from_numpy(d.astype(np.int64)).to(per_sample.device)
             except (TypeError, ValueError) as e:
                 problem = e
-        device = torch.device("cpu")
         if isinstance(per_sample, torch.Tensor) and per_sample.device.type != "meta":
             device = per_sample.device
+        elif device is None:
+            device = torch.device("cpu")
         local = per_sample.detach().float() if problem is None else None
         glob, gdom, lo, hi, world = _dist.gather(local, dom_t, group, problem, device)
         dom = None if gdom is None else gdom.cpu().numpy().astype(np.int32)
         w, bad, sp = _exchange.torch_weights(target, r, glob, glob.numel(), dom, want_stats)
         return w[lo:hi], per_sample, world, bad, sp
-    problem = _local_problem(per_sample)
+    if problem is None:
+        problem = _local_problem(per_sample)
     if problem is not None:
         raise problem
     n = per_sample.numel()
@@ -342,6 +435,8 @@ def reweighted_loss(
     domains: Any = None,
     q: Optional[float] = None,
     domain_multipliers: Multipliers = None,
+    mask: Any = None,
+    reference: Any = None,
 ) -> torch.Tensor:
     """The reweighted training loss ``Σ w_i · l_i`` of per-sample losses, as a
     float32 scalar tensor; the weights are constants for autograd, so the
@@ -352,6 +447,14 @@ def reweighted_loss(
 
     Non-finite losses get weight 0 under ``nonfinite="zero"`` and are masked
     out, so the loss and its gradient stay finite.
+
+    Token level: ``per_sample`` may be 2-D (e.g. :func:`per_token_loss`),
+    with ``mask`` as in :func:`weights` (default: the finite entries); the
+    loss is ``Σ w_ij · l_ij`` over the counted entries (the others
+    contribute exactly 0, also when their loss is NaN), the weights
+    ranging over every counted token of the global batch. ``reference``
+    (detached, same shape) shifts the scores to ``per_sample - reference``;
+    the loss stays ``Σ w · per_sample``.
 
     Under torch.distributed (initialised, more than one process in
     ``group``, default the world), the weights are those of the *global*
@@ -377,8 +480,41 @@ def reweighted_loss(
     w = _weigher(strategy, delta, cap, nonfinite, q, domain_multipliers)
     if r.__class__ is not float:
         r = _args.real("r", r)
+    if _token.needs_prepare(per_sample, mask, reference):
+        wf, counted, world, bad, _ = prepared_global_weights(w, r, per_sample, mask, reference, domains, group, False)
+        return loss_of(wf, per_sample, counted, world, bad)
     wl, l, world, bad, _ = global_weights(w, r, per_sample, domains, group, False)
     return combine(wl, l, world, bad)
+
+
+def _ce_inputs(logits: Any, labels: Any, ignore_index: Any, shift: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Checks the arguments of per_sample_loss / per_token_loss and applies
+    the causal shift; TypeError or ValueError naming the argument."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"goreweight: logits must be a torch.Tensor, got {type(logits).__name__}")
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"goreweight: labels must be a torch.Tensor, got {type(labels).__name__}")
+    if logits.ndim != 3:
+        raise ValueError(f"goreweight: logits must have shape (batch, seq, vocab), got {tuple(logits.shape)}")
+    if not logits.is_floating_point():
+        raise TypeError(f"goreweight: logits must be floating point, got {logits.dtype}")
+    _exchange.check_tensor_device(logits, "logits")
+    _exchange.check_tensor_device(labels, "labels")
+    if labels.device != logits.device:
+        raise ValueError(f"goreweight: labels must be on the device of logits ({logits.device}), got {labels.device}")
+    if labels.ndim != 2 or tuple(labels.shape) != tuple(logits.shape[:2]):
+        raise ValueError(
+            f"goreweight: labels must have shape (batch, seq) = {tuple(logits.shape[:2])}, got {tuple(labels.shape)}"
+        )
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"goreweight: labels must hold integer token ids, got {labels.dtype}")
+    ignore_index = _args.int64("ignore_index", ignore_index)
+    if not isinstance(shift, bool):
+        raise TypeError(f"goreweight: shift must be a bool, got {type(shift).__name__}")
+    if shift:
+        logits = logits[:, :-1, :]
+        labels = labels[:, 1:]
+    return logits, labels, ignore_index
 
 
 def per_sample_loss(
@@ -414,30 +550,7 @@ def per_sample_loss(
     >>> goreweight.per_sample_loss(logits, labels)  # ln(10) per sequence
     tensor([2.3026, 2.3026])
     """
-    if not isinstance(logits, torch.Tensor):
-        raise TypeError(f"goreweight: logits must be a torch.Tensor, got {type(logits).__name__}")
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"goreweight: labels must be a torch.Tensor, got {type(labels).__name__}")
-    if logits.ndim != 3:
-        raise ValueError(f"goreweight: logits must have shape (batch, seq, vocab), got {tuple(logits.shape)}")
-    if not logits.is_floating_point():
-        raise TypeError(f"goreweight: logits must be floating point, got {logits.dtype}")
-    _exchange.check_tensor_device(logits, "logits")
-    _exchange.check_tensor_device(labels, "labels")
-    if labels.device != logits.device:
-        raise ValueError(f"goreweight: labels must be on the device of logits ({logits.device}), got {labels.device}")
-    if labels.ndim != 2 or tuple(labels.shape) != tuple(logits.shape[:2]):
-        raise ValueError(
-            f"goreweight: labels must have shape (batch, seq) = {tuple(logits.shape[:2])}, got {tuple(labels.shape)}"
-        )
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"goreweight: labels must hold integer token ids, got {labels.dtype}")
-    ignore_index = _args.int64("ignore_index", ignore_index)
-    if not isinstance(shift, bool):
-        raise TypeError(f"goreweight: shift must be a bool, got {type(shift).__name__}")
-    if shift:
-        logits = logits[:, :-1, :]
-        labels = labels[:, 1:]
+    logits, labels, ignore_index = _ce_inputs(logits, labels, ignore_index, shift)
     b, t, v = logits.shape
     labels = labels.long()
     if t == 0:
@@ -450,6 +563,42 @@ def per_sample_loss(
     total = (ce * counted).sum(dim=1)
     mean = total / count.clamp(min=1)
     return torch.where(count > 0, mean, torch.full_like(mean, float("nan")))
+
+
+def per_token_loss(
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100, shift: bool = True
+) -> torch.Tensor:
+    """Per-token cross-entropy, in float32, for token-level reweighting.
+
+    The arguments are those of :func:`per_sample_loss`.
+
+    Returns
+    -------
+    A float32 tensor of shape ``(batch, seq')`` (``seq' = seq - 1`` with
+    ``shift``), even for bf16/fp16 logits. Positions whose label is
+    ``ignore_index`` hold NaN: they are not losses, and the default mask of
+    :func:`weights` and :func:`reweighted_loss` (the finite entries) leaves
+    them out, with weight exactly 0 and without counting them as
+    non-finite. Their gradient is 0. Pass ``mask=labels[:, 1:] !=
+    ignore_index`` explicitly if a non-finite loss at a counted position
+    must be reported (``nonfinite="raise"``) instead of dropped.
+
+    Example
+    -------
+    >>> import torch, goreweight
+    >>> logits, labels = torch.zeros(1, 3, 10), torch.tensor([[0, 1, -100]])
+    >>> goreweight.per_token_loss(logits, labels)
+    tensor([[2.3026,    nan]])
+    """
+    logits, labels, ignore_index = _ce_inputs(logits, labels, ignore_index, shift)
+    b, t, v = logits.shape
+    labels = labels.long()
+    if t == 0:
+        return torch.empty((b, 0), dtype=torch.float32, device=logits.device)
+    ce = torch.nn.functional.cross_entropy(
+        logits.float().reshape(b * t, v), labels.reshape(b * t), ignore_index=ignore_index, reduction="none"
+    ).view(b, t)
+    return torch.where(labels != ignore_index, ce, torch.full((), float("nan"), device=ce.device))
 
 
 def max_weight_bound(m: int, d: float, r: float) -> float:

@@ -91,7 +91,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         results["empty_rank_stats"] = rw0.stats
         # Invalid input on one rank makes every rank raise (no hang).
         errs = []
-        bad = torch.zeros(2, 2) if rank == 0 else torch.ones(3)
+        bad = torch.zeros(2, 2, 2) if rank == 0 else torch.ones(3)  # 3-D: 2-D is token level
         try:
             goreweight.reweighted_loss(bad)
         except ValueError as e:

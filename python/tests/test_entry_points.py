@@ -228,7 +228,7 @@ def test_meta_tensors_raise_a_goreweight_error_naming_the_device():
         (torch.ones(3, dtype=torch.int64), TypeError, "floating"),
         (torch.ones(3, dtype=torch.bool), TypeError, "floating"),
         (torch.tensor(1.0), ValueError, "1-D"),
-        (torch.ones(2, 3), ValueError, "1-D"),
+        (torch.ones(2, 3, 4), ValueError, "1-D"),  # 2-D is token level
         (torch.ones(3).to_sparse(), TypeError, "dense"),
     ],
 )

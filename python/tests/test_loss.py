@@ -91,7 +91,7 @@ def test_reweighted_loss_arguments():
     with pytest.raises(goreweight.GoreweightError, match="empty"):  # EmptyBatchError once Go reports status 3
         goreweight.reweighted_loss(torch.zeros(0))
     with pytest.raises(ValueError, match="per_sample"):
-        goreweight.reweighted_loss(torch.zeros(3, 2))
+        goreweight.reweighted_loss(torch.zeros(3, 2, 2))
     with pytest.raises(ValueError, match=r"\br\b"):
         goreweight.reweighted_loss(torch.ones(3), r=0)
     with pytest.raises(ValueError, match=r"\bcap\b"):

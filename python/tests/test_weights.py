@@ -306,11 +306,11 @@ def test_bad_arguments_name_the_argument(kw, exc, name):
     "losses, exc",
     [
         (torch.zeros(0), ValueError),
-        (torch.zeros(2, 2), ValueError),
+        (torch.zeros(2, 2, 2), ValueError),  # 2-D is token level (test_token_level.py)
         (torch.tensor(1.0), ValueError),
         (torch.tensor([1, 2, 3]), TypeError),
         (np.zeros(0, np.float32), ValueError),
-        (np.zeros((2, 2), np.float32), ValueError),
+        (np.zeros((2, 2, 2), np.float32), ValueError),
         (np.array([1, 2]), TypeError),
         ([1.0, 2.0], TypeError),
         ("abc", TypeError),
