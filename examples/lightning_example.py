@@ -27,8 +27,7 @@ import lightning.pytorch as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from goreweight import Reweighter, per_sample_loss, schedules
-from goreweight._hidden_loss import per_sample_loss_from_hidden  # also goreweight.per_sample_loss_from_hidden
+from goreweight import Reweighter, per_sample_loss, per_sample_loss_from_hidden, schedules
 from goreweight.integrations.lightning import ReweightingModule
 
 

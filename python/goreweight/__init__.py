@@ -46,6 +46,7 @@ from ._lib import (
     TrainingInterrupted,
     library_path,
 )
+from ._hidden_loss import per_sample_loss_from_hidden, per_token_loss_from_hidden
 from ._lib import strategies as _strategies
 from ._lib import version as _version
 from ._reweighter import Reweighter
@@ -68,7 +69,9 @@ __all__ = [
     "library_version",
     "max_weight_bound",
     "per_sample_loss",
+    "per_sample_loss_from_hidden",
     "per_token_loss",
+    "per_token_loss_from_hidden",
     "reweighted_loss",
     "schedules",
     "strategies",

@@ -36,9 +36,9 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 24
 def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
     """The autocast dtype active for ``device_type``, or None when autocast is off there."""
     try:
-        if not torch.is_autocast_enabled(device_type):  # type: ignore[call-arg]
+        if not torch.is_autocast_enabled(device_type):
             return None
-        return torch.get_autocast_dtype(device_type)  # type: ignore[attr-defined]
+        return torch.get_autocast_dtype(device_type)
     except (TypeError, AttributeError, RuntimeError):  # torch < 2.4: no per-device query
         if device_type == "cuda" and torch.is_autocast_enabled():
             return torch.get_autocast_gpu_dtype()
@@ -73,7 +73,7 @@ class _ChunkedCE(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         hidden: torch.Tensor,
         weight: torch.Tensor,
@@ -107,7 +107,7 @@ class _ChunkedCE(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_out: torch.Tensor) -> Any:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: torch.Tensor) -> Any:
         hidden, weight, bias, safe, counted, lse = ctx.saved_tensors
         shift, chunk = ctx.shift, ctx.chunk
         need_h, need_w, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]

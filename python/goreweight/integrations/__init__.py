@@ -5,6 +5,8 @@ Each integration lives in its own submodule and imports its framework lazily, so
 
 - :mod:`goreweight.integrations.hf`: ``ReweightingTrainer`` (and ``ReweightingMixin``) for the
   Hugging Face ``transformers.Trainer``; needs ``pip install "goreweight[hf]"``.
+- :mod:`goreweight.integrations.lightning`: ``ReweightingMixin`` / ``ReweightingModule`` for
+  PyTorch Lightning; needs ``pip install "goreweight[lightning]"``.
 
 A plain PyTorch loop needs no integration: call :class:`goreweight.Reweighter` on the output of
 :func:`goreweight.per_sample_loss` (see ``examples/pytorch_loop.py`` and ``docs/integrations.md``).
