@@ -275,10 +275,8 @@ def test_arrow_input_follows_the_live_buffer():
         ({"delta": None}, TypeError, "delta"),
         ({"delta": True}, TypeError, "delta"),
         ({"cap": 0.5}, ValueError, "cap"),
-        # Go's Options still read cap 0 as "no cap" until the core's explicit defaults
-        # land (issue 9 item 4, another branch); then this passes: drop the mark.
-        pytest.param({"cap": 0}, ValueError, "cap",
-                     marks=pytest.mark.xfail(reason="Go reads cap 0 as no cap before explicit defaults", strict=False)),
+        # cap 0 is not here: it is the documented "no cap" of the core's Options
+        # (docs/method.md), the same as cap=None
         ({"cap": math.inf}, ValueError, "cap"),
         ({"cap": "2"}, TypeError, "cap"),
         ({"strategy": "nope"}, ValueError, "strategy"),
