@@ -10,6 +10,13 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test ./...
+# The same layer and model tests (finite-difference gradients, PyTorch parity
+# fixture) on the optimised backend pip installs, scipy-openblas32; the plain
+# run above covers the pure-Go gonum fallback.
+sob_lib=$(python3 -c 'import scipy_openblas32 as s; print(s.get_lib_dir())')
+sob_inc=$(python3 -c 'import scipy_openblas32 as s; print(s.get_include_dir())')
+CGO_ENABLED=1 CGO_CFLAGS="-O2 -g -I$sob_inc" CGO_LDFLAGS="-L$sob_lib -Wl,-rpath,$sob_lib" \
+  go test -tags scipyopenblas ./goreweight/trainer/nn ./goreweight/trainer/gpt
 if [ -d python/tests ]; then
   # from the repository root, where no regular package shadows the
   # installed goreweight (with its built library)
