@@ -16,13 +16,15 @@ package nn
 // The prefix is the C macro BLAS_SYMBOL_PREFIX, the same macro
 // scipy-openblas.pc puts in its Cflags; unset, it is empty.
 //
-// Threads: the layers split every product over Threads() goroutines (by rows
-// of the output, or by batch-head pairs in attention), each calling a
-// single-threaded sgemm, so that results are bitwise reproducible for a given
-// thread count and OpenBLAS's workers never spin against the goroutines
-// running LayerNorm, GELU and softmax. setBLASThreads therefore hands
-// OpenBLAS the thread count of the run for the products it is given whole
-// (see matmulWhole), and those only.
+// Threads: OpenBLAS is pinned to ONE thread per call with
+// openblas_set_num_threads(1), which also overrides OPENBLAS_NUM_THREADS. The
+// layers already split every product over Threads() goroutines (the
+// trainer's --threads: by rows of the output, or by batch-head pairs in
+// attention), each calling a single-threaded sgemm, so results are bitwise
+// reproducible for a given thread count. Giving OpenBLAS --threads threads as
+// well would run threads x threads workers on --threads cores, leave its
+// workers spinning while the goroutines run LayerNorm, GELU and softmax, and
+// serialise the concurrent calls from attention's goroutines on its lock.
 
 /*
 #include <stddef.h>
@@ -64,7 +66,6 @@ import "C"
 import (
 	"fmt"
 	"math"
-	"sync"
 	"unsafe"
 )
 
@@ -72,22 +73,8 @@ import (
 // runtime dispatch chose (e.g. "scipy-openblas (Haswell)").
 var backendName = fmt.Sprintf("%s (%s)", blasLibrary, C.GoString(C.grw_corename()))
 
-func init() { setBLASThreads(1) }
-
-var (
-	blasThreadsMu sync.Mutex
-	blasThreads   int
-)
-
-// setBLASThreads sets OpenBLAS's own thread count, when it changed.
-func setBLASThreads(n int) {
-	blasThreadsMu.Lock()
-	defer blasThreadsMu.Unlock()
-	if n != blasThreads {
-		C.grw_set_threads(C.int(n))
-		blasThreads = n
-	}
-}
+// init pins OpenBLAS to one thread per call (see the file comment).
+func init() { C.grw_set_threads(1) }
 
 // cint converts a dimension, which the caller has bounded by a slice length,
 // to C's int; a dimension over 2^31-1 cannot be handed to a 32-bit-int BLAS.

@@ -29,6 +29,3 @@ func trans(t bool) blas.Transpose {
 	}
 	return blas.NoTrans
 }
-
-// setBLASThreads is a no-op: gonum needs no thread pool of its own.
-func setBLASThreads(int) {}
