@@ -429,6 +429,9 @@ def run(rec: Records, configs: Dict[str, TrainConfig], runs: int, steps: int, wa
     if build:
         out += (f"\n(installed package built with BLAS {build.get('blas', '?')!r}; the impl column names the "
                 "backend each program reported at run time)")
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        out += (f"\n(OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} in the environment forces OpenBLAS's "
+                "kernel set; without it OpenBLAS picks one for the CPU)")
     if gonum_sides:
         out += ("\n  !!! GONUM BUILD: " + ", ".join(sorted(gonum_sides)) + " ran on pure-Go gonum, not "
                 "OpenBLAS: these are NOT the figures of a normal `pip install .` (which links "
