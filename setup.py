@@ -27,8 +27,8 @@ Environment:
   scipy_openblas32 cannot be imported), `system` (`-tags openblas`, a system
   libopenblas found by the C compiler and linker, e.g. Debian's
   libopenblas-dev; add CGO_CFLAGS/CGO_LDFLAGS for another location), or
-  `gonum` (pure Go, about 10x slower matrix products). `auto` is scipy where
-  it imports, else gonum with a warning. GOREWEIGHT_OPENBLAS=1/0 is the old
+  `gonum` (pure Go, about 10x slower matrix products; the default on
+  Windows). `auto` is scipy where it imports, else gonum with a warning. GOREWEIGHT_OPENBLAS=1/0 is the old
   spelling of system/gonum.
 * GOREWEIGHT_GO names the go binary (default: `go` on PATH).
 * GOREWEIGHT_SKIP_TRAIN=1 skips the trainer.
@@ -126,7 +126,9 @@ def _blas() -> Blas:
         if old is not None:
             choice = "system" if old not in ("", "0", "false", "no") else "gonum"
         else:
-            choice = "scipy"
+            # Windows: the wheel's import library and an rpath do not fit a
+            # cgo build there; pure Go unless asked otherwise.
+            choice = "gonum" if sys.platform == "win32" else "scipy"
     if choice not in ("auto", "scipy", "system", "gonum"):
         sys.exit(f"error: goreweight: GOREWEIGHT_BLAS={choice!r}: expected scipy, system, gonum or auto")
     if choice in ("scipy", "auto"):
