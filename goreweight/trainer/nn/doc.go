@@ -35,8 +35,10 @@
 // at link time (Debian/Ubuntu: apt-get install libopenblas-dev). Both need
 // cgo (CGO_ENABLED=1, a C compiler); with either tag but without cgo the
 // build stops with an error naming the fix. [Backend] names the backend in
-// use; the trainer prints it at start-up. On this project's 2-core machine
-// gonum's Sgemm runs at about 10 GFLOP/s per core, OpenBLAS at about 90-100.
+// use; the trainer prints it at start-up. On this project's 2-core machines
+// gonum's Sgemm runs at about 10 GFLOP/s per core, OpenBLAS at about 100 with
+// its AVX2 (Haswell) kernels and about 200 with its AVX-512 (SkylakeX) ones on
+// a Zen 5 core (OPENBLAS_CORETYPE forces a kernel set).
 //
 // Outside the matrix products, the hot loops (GELU's tanh, softmax's exp, and
 // the LayerNorm and softmax rows) run as AVX2+FMA assembly in the internal
