@@ -9,8 +9,9 @@
 1. weights per call from Python, every goreweight exchange path against
    goreweight.torch_reference (bench_weights.py);
 2. the extra time reweighting adds to a PyTorch GPT training step (bench_overhead.py);
-3. the Go GPT against the same GPT in PyTorch: tokens/s, peak memory, GF/s
-   (bench_trainer.py; needs the Go toolchain, and says so when it is missing).
+3. the installed goreweight-train and goreweight.train() against the same GPT
+   in PyTorch: tokens/s, peak memory, GF/s, the BLAS backend each runs
+   (bench_trainer.py; needs the installed package, and says so when it is missing).
 
 Tables 1-2 need the installed Python package (``pip install .``). Records are
 ``{"bench", "config", "impl", "metric", "value"}``. ``--tiny`` (or
@@ -37,6 +38,8 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--tables", default="1,2,3", help="comma-separated subset of 1,2,3")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for both sides (default 2)")
     ap.add_argument("--configs", default=None, help="table 3 configurations, e.g. a,b (default a,b,c)")
+    ap.add_argument("--gostep", action="store_true",
+                    help="table 3: also time benchmarks/gostep (the model and AdamW alone, built here)")
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="MIN",
                     help="first wait up to MIN minutes for a quiet machine (a minute of 1-min load < 1.5 "
                          "and no other process above 20%% of a CPU)")
@@ -157,8 +160,8 @@ def main(argv=None) -> int:
                 raise ValueError(f"unknown configuration(s) {unknown}; want a subset of a,b,c")
             cfgs = {n: bt.CONFIGS[n] for n in names}
             if a.quick:
-                return bt.run(rec, cfgs, runs=2, steps=4, warmup=1, threads=a.threads, level="quick")
-            return bt.run(rec, cfgs, runs=5, steps=10, warmup=2, threads=a.threads, level="full", e2e=True)
+                return bt.run(rec, cfgs, runs=2, steps=4, warmup=1, threads=a.threads, level="quick", gostep=a.gostep)
+            return bt.run(rec, cfgs, runs=5, steps=10, warmup=2, threads=a.threads, level="full", gostep=a.gostep)
 
         section(f"3. Trainer: Go GPT against the same GPT in PyTorch ({a.threads} threads, float32, AdamW)", t3)
 

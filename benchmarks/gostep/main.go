@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,8 +61,10 @@ func main() {
 		threads = flag.Int("threads", 0, "goroutines per layer (0: GOMAXPROCS)")
 		weights = flag.String("weights", "mean", "mean (1/B) or a goreweight strategy name")
 		lr      = flag.Float64("lr", 3e-4, "AdamW learning rate")
+		prof    = flag.String("cpuprofile", "", "write a CPU profile of the timed steps to this file (go tool pprof)")
 	)
 	flag.Parse()
+	cpuProfile = *prof
 	if err := run(*vocab, *layers, *heads, *width, *seq, *batch, *steps, *warmup, *threads, *weights, *lr); err != nil {
 		fmt.Fprintln(os.Stderr, "gostep:", err)
 		os.Exit(1)
@@ -139,6 +142,16 @@ func run(vocab, layers, heads, width, seq, batch, steps, warmup, threads int, we
 			return err
 		}
 	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	times := make([]float64, steps)
 	for i := range times {
 		nextBatch()
@@ -147,6 +160,9 @@ func run(vocab, layers, heads, width, seq, batch, steps, warmup, threads int, we
 			return err
 		}
 		times[i] = time.Since(t0).Seconds()
+	}
+	if cpuProfile != "" {
+		pprof.StopCPUProfile()
 	}
 	sorted := append([]float64(nil), times...)
 	sort.Float64s(sorted)
@@ -162,6 +178,9 @@ func run(vocab, layers, heads, width, seq, batch, steps, warmup, threads int, we
 		TokensPerS: float64(B*T) / med, MaxRSSKiB: ru.Maxrss, VmHWMKiB: vmHWM(), FinalLoss: loss,
 	})
 }
+
+// cpuProfile is the -cpuprofile file, "" for none.
+var cpuProfile string
 
 // vmHWM is this process's peak resident set size in KiB from
 // /proc/self/status (VmHWM), or -1 where there is none. Unlike getrusage's

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -23,7 +24,34 @@ def main() -> None:
             "goreweight/trainer/cmd/goreweight-train; reinstall from an up-to-date checkout with Go on PATH.\n"
         )
         raise SystemExit(2)
+    missing = _missing_blas()
+    if missing:
+        sys.stderr.write(f"goreweight-train: {missing}\n")
+        raise SystemExit(2)
     os.execv(path, [path, *sys.argv[1:]])
+
+
+def _missing_blas() -> str:
+    """Why the binary's BLAS cannot be loaded, or "" when it can (or was not
+    linked). The binary finds libscipy_openblas through its rpath,
+    ../../scipy_openblas32/lib, the scipy-openblas32 package pip installs
+    next to goreweight; without that package the loader's own message would
+    only name the file."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        with open(os.path.join(here, "_lib", "build.json"), encoding="utf-8") as f:
+            blas = json.load(f).get("blas")
+    except (OSError, ValueError):
+        return ""
+    if blas != "scipy" or sys.platform == "win32":
+        return ""
+    lib = os.path.join(os.path.dirname(here), "scipy_openblas32", "lib")
+    name = "libscipy_openblas.dylib" if sys.platform == "darwin" else "libscipy_openblas.so"
+    if os.path.exists(os.path.join(lib, name)):
+        return ""
+    return (f"the trainer was built against the scipy-openblas32 package, and {os.path.join(lib, name)} "
+            "is missing (installed with --no-deps, or into a different directory than goreweight?). "
+            "Install it next to goreweight: pip install scipy-openblas32")
 
 
 if __name__ == "__main__":

@@ -89,8 +89,9 @@ def test_table3_both_sides_or_a_clear_note(tiny_run):
     rs = _pick(records, bench="trainer", config="tiny", metric="tokens_per_s_median")
     impls = {r["impl"] for r in rs}
     assert any(i.startswith("pytorch[") for i in impls), impls
-    if shutil.which("go"):
-        assert any(i.startswith("goreweight-go[") for i in impls), impls
+    if shutil.which("go"):  # the installed programs (pip install . built them with Go)
+        assert any(i.startswith("goreweight-train[") for i in impls), impls
+        assert any(i.startswith("goreweight.train[") for i in impls), impls
         assert _pick(records, bench="trainer", config="tiny", metric="speedup_vs_pytorch_median")
     else:
         assert "Go toolchain not found" in stdout

@@ -1,14 +1,11 @@
 package nn
 
-import (
-	"sync"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
-)
+import "sync"
 
 // Backend names the BLAS implementation behind the matrix products: "gonum"
-// (pure Go, the default) or "openblas" (built with -tags openblas and cgo).
+// (pure Go, the default build), or, for a cgo build with -tags scipyopenblas
+// or -tags openblas, "scipy-openblas (K)" or "openblas (K)" where K is the
+// CPU kernel set OpenBLAS chose at load time (e.g. Haswell, SkylakeX).
 func Backend() string { return backendName }
 
 // gemm computes C = alpha*op(A)*op(B) + beta*C on the calling goroutine, where
@@ -18,14 +15,7 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	if m == 0 || n == 0 {
 		return
 	}
-	tA, tB := blas.NoTrans, blas.NoTrans
-	if transA {
-		tA = blas.Trans
-	}
-	if transB {
-		tB = blas.Trans
-	}
-	blas32.Implementation().Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // colSums adds the column sums of the m×n row-major matrix a (leading
@@ -34,7 +24,7 @@ func colSums(y []float32, a []float32, m, n, lda int) {
 	if m == 0 || n == 0 {
 		return
 	}
-	blas32.Implementation().Sgemv(blas.Trans, m, n, 1, a, lda, onesOf(m), 1, 1, y, 1)
+	sgemvT(m, n, 1, a, lda, onesOf(m), 1, y)
 }
 
 // ones is a read-only vector of ones shared by colSums; it only ever grows,

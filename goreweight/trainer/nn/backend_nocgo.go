@@ -1,7 +1,8 @@
-//go:build openblas && !cgo
+//go:build (openblas || scipyopenblas) && !cgo
 
 package nn
 
-// The openblas build tag needs cgo. Without it this file stops the build with
-// an error that names the fix, instead of silently falling back to gonum.
-var _ = openblasTagNeedsCgo_SetCGO_ENABLED1_AndInstall_libopenblasDev
+// The openblas and scipyopenblas build tags need cgo. Without it this file
+// stops the build with an error that names the fix, instead of silently
+// falling back to gonum.
+var _ = openblasTagsNeedCgo_SetCGO_ENABLED1_AndAC_Compiler

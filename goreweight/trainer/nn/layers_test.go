@@ -441,13 +441,6 @@ func TestSoftmaxCrossEntropy(t *testing.T) {
 	})
 }
 
-func TestBackendName(t *testing.T) {
-	if b := Backend(); b != "gonum" && b != "openblas" {
-		t.Fatalf("Backend() = %q", b)
-	}
-	t.Logf("backend %s, %d threads", Backend(), Threads())
-}
-
 // TestLayersWithoutSIMD reruns the layers that use fastmath's kernels on the
 // scalar path.
 func TestLayersWithoutSIMD(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	iparallel "github.com/goreweight/goreweight/goreweight/internal/parallel"
 	"github.com/goreweight/goreweight/goreweight/trainer/nn"
@@ -126,26 +127,48 @@ func (o *AdamW) Step(lr float64) error {
 			decay = 1 - lr*o.cfg.WeightDecay
 		}
 		data, grad, m, v := p.Data, p.Grad, o.m[k], o.v[k]
+		kc := [8]float64{b1, 1 - b1, b2, 1 - b2, decay, stepSize, sqrtBC2, eps}
 		parallel(len(data), grain, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				g := float64(grad[i])
-				mi := b1*float64(m[i]) + (1-b1)*g
-				vi := b2*float64(v[i]) + (1-b2)*g*g
-				m[i], v[i] = float32(mi), float32(vi)
-				x := float64(data[i]) * decay
-				data[i] = float32(x - stepSize*mi/(math.Sqrt(vi)/sqrtBC2+eps))
-			}
+			adamwKernel(data[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], &kc)
 		})
 	}
 	return nil
 }
 
+// adamwScalar is the AdamW update of one chunk, in float64; k holds b1,
+// 1-b1, b2, 1-b2, decay, stepSize, sqrtBC2 and eps. adamwKernel runs it, or
+// on amd64 an AVX kernel with bitwise the same results.
+func adamwScalar(data, grad, m, v []float32, k *[8]float64) {
+	b1, c1, b2, c2, decay, stepSize, sqrtBC2, eps := k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]
+	for i := range data {
+		g := float64(grad[i])
+		mi := b1*float64(m[i]) + c1*g
+		vi := b2*float64(v[i]) + c2*g*g
+		m[i], v[i] = float32(mi), float32(vi)
+		x := float64(data[i]) * decay
+		data[i] = float32(x - stepSize*mi/(math.Sqrt(vi)/sqrtBC2+eps))
+	}
+}
+
 // firstNonFinite returns the index of the first NaN or ±Inf in x, or -1.
+// Long slices are scanned in parallel chunks; the smallest index found wins.
 func firstNonFinite(x []float32) int {
-	for i, v := range x {
-		if v-v != 0 { // NaN or ±Inf
-			return i
+	var first atomic.Int64
+	first.Store(math.MaxInt64)
+	parallel(len(x), grain, func(lo, hi int) {
+		for i, v := range x[lo:hi] {
+			if v-v != 0 { // NaN or ±Inf
+				for j := int64(lo + i); ; {
+					cur := first.Load()
+					if j >= cur || first.CompareAndSwap(cur, j) {
+						return
+					}
+				}
+			}
 		}
+	})
+	if f := first.Load(); f != math.MaxInt64 {
+		return int(f)
 	}
 	return -1
 }

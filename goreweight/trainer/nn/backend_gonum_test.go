@@ -1,0 +1,5 @@
+//go:build !openblas && !scipyopenblas
+
+package nn
+
+const wantBackend = "gonum"
