@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/goreweight/goreweight/goreweight"
@@ -84,6 +85,17 @@ type Config struct {
 	// Seed drives the model initialisation, the train/validation split,
 	// the noise and the batch order.
 	Seed uint64 `json:"seed"`
+	// Seeds, when given, trains every strategy once per seed, in this
+	// order (all strategies of the first seed, then of the next), each
+	// seed in its own directory OUT/seed-<n>; Seed is then not used.
+	// Within a seed the strategies share initialisation, split, noise and
+	// batch order, so their differences are paired; the summary reports
+	// the mean, sd and a t interval over seeds. In JSON a list of integers
+	// or a comma-separated string. Empty: one run with Seed, in OUT.
+	Seeds SeedList `json:"seeds,omitempty"`
+	// Preset names a set of settings (see Presets) applied before every
+	// other key, so that keys given with it override it.
+	Preset string `json:"preset,omitempty"`
 
 	// Noise is the fraction of training windows replaced by random tokens
 	// (kind "noise"), in [0, 1): the robustness experiment.
@@ -188,6 +200,58 @@ func (l *StrategyList) UnmarshalJSON(b []byte) error {
 	}
 	*l = StrategyList(list)
 	return nil
+}
+
+// SeedList is a list of seeds. Its JSON form is a list of integers or a
+// comma-separated string; its flag form is comma-separated.
+type SeedList []uint64
+
+// String returns the seeds joined by commas.
+func (l SeedList) String() string {
+	parts := make([]string, len(l))
+	for i, s := range l {
+		parts[i] = strconv.FormatUint(s, 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set parses a comma-separated list of non-negative integers (flag.Value).
+func (l *SeedList) Set(s string) error {
+	var out SeedList
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		v, err := strconv.ParseUint(p, 10, 64)
+		if err != nil {
+			return fmt.Errorf("seeds: %q is not a non-negative integer", p)
+		}
+		out = append(out, v)
+	}
+	*l = out
+	return nil
+}
+
+// UnmarshalJSON accepts a list of integers or a comma-separated string.
+func (l *SeedList) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		return l.Set(s)
+	}
+	var list []uint64
+	if err := json.Unmarshal(b, &list); err != nil {
+		return fmt.Errorf("seeds must be a list of non-negative integers or a comma-separated string, got %s", b)
+	}
+	*l = SeedList(list)
+	return nil
+}
+
+// RunSeeds returns the seeds the run trains: Seeds, or Seed alone.
+func (c Config) RunSeeds() []uint64 {
+	if len(c.Seeds) > 0 {
+		return append([]uint64(nil), c.Seeds...)
+	}
+	return []uint64{c.Seed}
 }
 
 // Strategies returns the strategies the run trains, in order: Compare,

@@ -32,7 +32,8 @@ func jsonName(f reflect.StructField) string {
 
 // ParseJSON applies the keys of a JSON object to c and returns the result
 // and the keys the object set (normalised). Keys may use '-' or '_'
-// ("r-start" is "r_start"); an unknown key, a duplicate or a value of the
+// ("r-start" is "r_start"); a "preset" is applied before the other keys
+// (see Config.WithPreset); an unknown key, a duplicate or a value of the
 // wrong type is an error naming it. The result is not validated.
 func (c Config) ParseJSON(b []byte) (Config, []string, error) {
 	var raw map[string]json.RawMessage
@@ -61,6 +62,17 @@ func (c Config) ParseJSON(b []byte) (Config, []string, error) {
 		keys = append(keys, n)
 	}
 	sort.Strings(keys)
+	// A preset goes first, so that the object's other keys override it.
+	if r, ok := norm["preset"]; ok {
+		var name string
+		if err := json.Unmarshal(r, &name); err != nil {
+			return c, nil, fmt.Errorf("train: config key %q: %s: %w", "preset", r, err)
+		}
+		var err error
+		if c, err = c.WithPreset(name); err != nil {
+			return c, nil, err
+		}
+	}
 	// Decode key by key so that an error names the key.
 	v := reflect.ValueOf(&c).Elem()
 	t := v.Type()

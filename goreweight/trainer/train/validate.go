@@ -5,12 +5,16 @@ package train
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/goreweight/goreweight/goreweight"
 	"github.com/goreweight/goreweight/goreweight/trainer/data"
 	"github.com/goreweight/goreweight/goreweight/trainer/gpt"
 )
+
+// maxSeeds bounds the length of Config.Seeds.
+const maxSeeds = 1000
 
 // Validate reports the first problem with the configuration, naming the
 // key, or nil.
@@ -41,6 +45,19 @@ func (c Config) Validate() error {
 		}
 		if strings.ContainsAny(s, `/\`) || s == "." || s == ".." {
 			return bad("strategy", fmt.Sprintf("%q", s), "cannot name a directory")
+		}
+	}
+	if len(c.Seeds) > maxSeeds {
+		return bad("seeds", c.Seeds.String(), fmt.Sprintf("at most %d seeds", maxSeeds))
+	}
+	for i, s := range c.Seeds {
+		if slices.Contains(c.Seeds[:i], s) {
+			return bad("seeds", fmt.Sprintf("%q", c.Seeds.String()), fmt.Sprintf("seed %d is listed twice", s))
+		}
+	}
+	if c.Preset != "" {
+		if _, err := (Config{}).WithPreset(c.Preset); err != nil {
+			return err
 		}
 	}
 	for _, f := range []struct {

@@ -6,6 +6,8 @@
 //	goreweight-train
 //	goreweight-train --compare uniform,linupper,quadratic --noise 0.2 --steps 1000
 //	goreweight-train --strategy linupper --schedule constant --r-end 0.5
+//	goreweight-train --seeds 1,2,3 --compare uniform,linupper,quadratic
+//	goreweight-train --preset paper-quadratic --seeds 1,2,3
 //	goreweight-train --resume runs/20250101-120000
 //
 // Flags may also come from a JSON file (--config run.json) with the same
@@ -62,6 +64,8 @@ func bind(fs *flag.FlagSet, c *train.Config) {
 	fs.Float64Var(&c.WeightDecay, "weight-decay", c.WeightDecay, "AdamW weight decay")
 	fs.Float64Var(&c.Clip, "clip", c.Clip, "gradient-norm clipping threshold (0: none)")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of the initialisation, split, noise and batch order")
+	fs.Var(&c.Seeds, "seeds", "comma-separated `seeds`: every strategy trained once per seed (paired within a seed), summary with mean, sd and 95% t intervals; replaces --seed")
+	fs.StringVar(&c.Preset, "preset", c.Preset, "apply a preset first, then the other flags ("+presetNames()+"; see docs/trainer.md)")
 	fs.Float64Var(&c.Noise, "noise", c.Noise, "fraction of training windows replaced by random tokens, in [0, 1)")
 	fs.Float64Var(&c.ValFraction, "val-fraction", c.ValFraction, "fraction of each domain's windows held out for validation")
 	fs.IntVar(&c.ValMax, "val-max", c.ValMax, "validation windows evaluated per domain (0: all)")
@@ -100,6 +104,13 @@ func parse(args []string, stderr io.Writer) (train.Config, []string, error) {
 	}
 	cfg := train.DefaultConfig()
 	var keys []string
+	// A preset goes first: the file and the other flags override it.
+	if scratch.Preset != "" {
+		var err error
+		if cfg, err = cfg.WithPreset(scratch.Preset); err != nil {
+			return train.Config{}, nil, err
+		}
+	}
 	if *configFile != "" {
 		var err error
 		if cfg, keys, err = train.LoadConfigFile(cfg, *configFile); err != nil {
@@ -122,6 +133,15 @@ func parse(args []string, stderr io.Writer) (train.Config, []string, error) {
 	})
 	slices.Sort(keys)
 	return cfg, slices.Compact(keys), err
+}
+
+// presetNames lists the built-in presets for --help.
+func presetNames() string {
+	var names []string
+	for _, p := range train.Presets() {
+		names = append(names, p.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
