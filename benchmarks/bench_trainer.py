@@ -197,7 +197,7 @@ def trainer_cmd(exe: str, cfg: TrainConfig, steps: int, threads: int, out: str) 
     shakespeare = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")
     data = ["--data", os.path.abspath(shakespeare)] if os.path.exists(shakespeare) else ["--data", "builtin"]
     tok = "byte" if cfg.vocab == 256 else "gpt2"
-    cmd = [exe, "--strategy", "linupper", "--tokenizer", tok, *data, "--steps", str(steps), "--batch",
+    cmd = [exe, "--strategy", "linupper", "--seed", "1", "--tokenizer", tok, *data, "--steps", str(steps), "--batch",
            str(cfg.batch), "--seq", str(cfg.seq), "--layers", str(cfg.layers), "--heads", str(cfg.heads),
            "--width", str(cfg.width), "--threads", str(threads), "--out", out, "--eval-every", str(10 * steps),
            "--ckpt-every", str(10 * steps), "--log-every", "1", "--quiet"]

@@ -73,6 +73,13 @@ func (c Config) ParseJSON(b []byte) (Config, []string, error) {
 			return c, nil, err
 		}
 	}
+	// A seed given without seeds means that one seed: it replaces the
+	// default list of seeds.
+	if _, ok := norm["seed"]; ok {
+		if _, ok := norm["seeds"]; !ok {
+			c.Seeds = nil
+		}
+	}
 	// Decode key by key so that an error names the key.
 	v := reflect.ValueOf(&c).Elem()
 	t := v.Type()
