@@ -29,7 +29,7 @@ type Options struct {
 	// io.Discard (or Config.Quiet) for none.
 	Progress io.Writer
 	// OnStep, when set, is called after every optimiser step with the
-	// strategy and the number of steps taken, once the step's logs are in
+	// strategy and the number of steps taken (of the current seed), once the step's logs are in
 	// memory and any checkpoint due at that step has been written.
 	OnStep func(strategy string, step int)
 }
@@ -54,7 +54,9 @@ func DefaultOut(now time.Time) string { return filepath.Join("runs", now.Format(
 // Run trains one model per strategy of cfg (Config.Strategies), in order,
 // on the same data, data order and initialisation, writing everything
 // under cfg.Out (see docs/trainer.md for the files), then writes the
-// summary and the plots. With cfg.Resume it continues the run in that
+// summary and the plots. With cfg.Seeds it does so once per seed, in
+// order, each seed under cfg.Out/seed-<n>, and the summary aggregates over
+// the seeds. With cfg.Resume it continues the run in that
 // directory from each strategy's last checkpoint; the result equals an
 // uninterrupted run bit for bit (timings aside). When ctx is cancelled it
 // stops after the current step, writes a checkpoint and returns an error
@@ -120,11 +122,14 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 	}
 	multi := len(cfg.Seeds) > 0
 	seeds := cfg.RunSeeds()
-	var first *env
-	if !multi { // check the data loads before creating the run directory
-		if first, err = newEnv(cfg, corpus, prog); err != nil {
-			return nil, err
-		}
+	if multi && prog != nil {
+		fmt.Fprintf(prog, "goreweight-train: seed %d (1 of %d) in %s\n", seeds[0], len(seeds), seedDir(cfg.Out, seeds[0]))
+	}
+	// The first seed's data, built before the run directory exists so that
+	// a data error leaves nothing behind.
+	first, err := newEnv(cfg.forSeed(seeds[0]), corpus, prog)
+	if err != nil {
+		return nil, err
 	}
 
 	// The run directory, once the data is known to load.
@@ -143,7 +148,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 	for k, seed := range seeds {
 		sc := cfg.forSeed(seed)
 		e := first
-		if multi {
+		if k > 0 {
 			if prog != nil {
 				fmt.Fprintf(prog, "goreweight-train: seed %d (%d of %d) in %s\n", seed, k+1, len(seeds), sc.Out)
 			}
