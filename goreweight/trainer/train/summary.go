@@ -392,6 +392,10 @@ func (s *Summary) SeedTable() string {
 	fmt.Fprintf(&b, "| strategy | val loss (avg), mean ± sd | Δ vs %s, mean | 95%% CI of Δ (t, %d dof) | seeds better | max w·M |\n|---|---|---|---|---|---|\n", s.Baseline, n-1)
 	for _, name := range names {
 		st := s.Strategies[name]
+		if name == s.Baseline {
+			fmt.Fprintf(&b, "| %s | %s | (baseline) | | | %.2f |\n", name, fmtMeanSD(st.ValLossMean, st.ValLossSD), float64(st.MaxWM))
+			continue
+		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d/%d | %.2f |\n", name, fmtMeanSD(st.ValLossMean, st.ValLossSD),
 			fmtDelta(st.DeltaMean), fmtCI(st.DeltaCI95), st.SeedsBetter, st.NSeeds, float64(st.MaxWM))
 	}
