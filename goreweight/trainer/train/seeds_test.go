@@ -2,8 +2,10 @@ package train
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -228,6 +230,68 @@ func TestPresets(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%s: got %v, want an error with %q", bad.js, err, bad.want)
+		}
+	}
+}
+
+// TestSeedsDataFormats runs a two-seed comparison on SlimPajama JSON Lines
+// and on llm.c token files (GPT-2 tokens): the seeds, the split per seed and
+// the summary do not depend on the format.
+func TestSeedsDataFormats(t *testing.T) {
+	dir := t.TempDir()
+	// JSON Lines, two domains.
+	var jl strings.Builder
+	for i := range 400 {
+		set := []string{"RedPajamaGithub", "RedPajamaArXiv"}[i%2]
+		text := strings.Repeat(fmt.Sprintf("document %d of %s says %d. ", i, set, i*7%13), 6)
+		b, _ := json.Marshal(map[string]any{"text": text, "meta": map[string]string{"redpajama_set_name": set}})
+		jl.Write(append(b, '\n'))
+	}
+	jsonl := filepath.Join(dir, "sp.jsonl")
+	if err := os.WriteFile(jsonl, []byte(jl.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// llm.c .bin files, one domain each: documents of GPT-2 ids, each
+	// starting with <|endoftext|>.
+	bins := filepath.Join(dir, "bins")
+	if err := os.MkdirAll(bins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for k, name := range []string{"alpha.bin", "beta.bin"} {
+		var toks []uint16
+		for d := range 200 {
+			toks = append(toks, 50256)
+			for j := range 40 {
+				toks = append(toks, uint16(100+(d*31+j*7+k*1000)%3000))
+			}
+		}
+		b := make([]byte, 4*256+2*len(toks))
+		binary.LittleEndian.PutUint32(b[0:], 20240520)
+		binary.LittleEndian.PutUint32(b[4:], 1)
+		binary.LittleEndian.PutUint32(b[8:], uint32(len(toks)))
+		for i, v := range toks {
+			binary.LittleEndian.PutUint16(b[4*256+2*i:], v)
+		}
+		if err := os.WriteFile(filepath.Join(bins, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []struct{ data, tok string }{{jsonl, "byte"}, {bins, "gpt2"}} {
+		c := tinyConfig(t)
+		c.Data, c.Tokenizer = f.data, f.tok
+		c.Steps, c.EvalEvery, c.CkptEvery, c.ValMax = 4, 2, 2, 8
+		if f.tok == "gpt2" { // a 50257-wide output layer: keep the batches small
+			c.Batch, c.Seq = 4, 8
+		}
+		c.Compare = StrategyList{"uniform", "linupper"}
+		c.Seeds = SeedList{1, 2}
+		sum, err := Run(context.Background(), c, Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", f.data, err)
+		}
+		st := sum.Strategies["linupper"]
+		if len(sum.Runs) != 4 || st.NSeeds != 2 || len(st.DeltaCI95) != 2 || len(sum.Domains) != 2 || len(st.Domains) != 2 {
+			t.Errorf("%s: runs %d, linupper %+v, domains %v", f.data, len(sum.Runs), st, sum.Domains)
 		}
 	}
 }
