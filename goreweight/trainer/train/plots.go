@@ -333,7 +333,7 @@ func valLossPlots(cfg Config, s *Summary, seeds []seedRun) ([][]*plot.Plot, vg.L
 	hasBase := len(names) > 1
 	title := "validation loss, averaged over domains"
 	if len(seeds) > 1 {
-		title += fmt.Sprintf(" (band: min-max over %d seeds)", len(seeds))
+		title = fmt.Sprintf("val loss, avg over domains (band: min-max, %d seeds)", len(seeds))
 	}
 	p := newPlot(title, "step", "loss (nats/token)")
 	for _, n := range names {
