@@ -166,6 +166,11 @@ def worst_wm(strategy: str, m: int, r: float, delta: float = 1.0) -> Optional[fl
         return e * m / (e + m - 1)
 
 
+def sum_wall(results: Dict[str, Dict[str, Any]]) -> float:
+    """Wall seconds of every model of every variant, over all its sessions."""
+    return sum(float(r.get("wall_s") or 0) for s in results.values() for r in s["runs"])
+
+
 def table(s: Dict[str, Any], label: str = "") -> str:
     """One variant's strategies: Δ vs the baseline with its interval and verdict."""
     lines = ["| variant | strategy | val loss mean ± sd | Δ vs " + s["baseline"] + " | 95% CI | seeds better | max w·M | verdict |",
@@ -277,8 +282,8 @@ def report(args: argparse.Namespace, scale: Dict[str, Any], seeds: List[int], re
                 f"- seeds {','.join(map(str, seeds))} ({len(seeds)}); within a seed every strategy shares "
                 "initialisation, split, noise and batch order, so each Δ is a paired difference to uniform; "
                 f"95% intervals are t intervals over seeds ({len(seeds) - 1} degrees of freedom)",
-                f"- {any_s['backend']} backend, {any_s['threads']} threads; study wall time {wall_s / 60:.1f} min "
-                "(this session; reused runs not counted)", ""]
+                f"- {any_s['backend']} backend, {any_s['threads']} threads; {sum_wall(results) / 60:.1f} min of training "
+                f"wall time in all (every model, all sessions), {wall_s / 60:.1f} min in the session that wrote this report", ""]
     if missing:
         out += [f"**Not run (budget or failure):** {', '.join(missing)}.", ""]
     out += ["Verdicts are mechanical: *helped* / *hurt* when the 95% interval of the mean paired Δ lies below / "
@@ -311,7 +316,7 @@ def report(args: argparse.Namespace, scale: Dict[str, Any], seeds: List[int], re
                 out += [f"![deltas]({rel}/{key}_deltas.png)", ""]
         for v, s in got:
             src = os.path.join(args.out, v, "val_loss.png")
-            if os.path.exists(src):
+            if key != "b" and os.path.exists(src):  # (b): the Δ-vs-r plot says it; six more PNGs would not
                 shutil.copyfile(src, os.path.join(assets, f"{v}_val_loss.png"))
                 out += [f"<details><summary>{v}: validation curves (mean over seeds, min-max band)</summary>", "",
                         f"![{v}]({rel}/{v}_val_loss.png)", "", "</details>", ""]
