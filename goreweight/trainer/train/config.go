@@ -162,8 +162,8 @@ func DefaultConfig() Config {
 		Seed:        1,
 		Seeds:       SeedList{1, 2, 3},
 		ValFraction: 0.1,
-		ValMax:      64,
-		EvalEvery:   50,
+		ValMax:      128,
+		EvalEvery:   100,
 		CkptEvery:   250,
 		LogEvery:    1,
 	}
