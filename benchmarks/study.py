@@ -47,7 +47,7 @@ SCALES: Dict[str, Dict[str, Any]] = {
     "tiny": {"layers": 1, "heads": 2, "width": 32, "seq": 32, "batch": 16, "steps": 400, "seeds": [1, 2, 3, 4, 5],
              "val_max": 64, "eval_every": 50},
     "small": {"layers": 2, "heads": 4, "width": 64, "seq": 64, "batch": 16, "steps": 600, "seeds": [1, 2, 3],
-              "val_max": 64, "eval_every": 50},
+              "val_max": 128, "eval_every": 100},
     "full": {"layers": 4, "heads": 4, "width": 128, "seq": 128, "batch": 16, "steps": 2000, "seeds": [1, 2, 3, 4, 5],
              "val_max": 128, "eval_every": 100},
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -37,5 +39,33 @@ func TestSeedAndPresetFlags(t *testing.T) {
 	}
 	if _, _, err = parse([]string{"--seeds", "1,a"}, io.Discard); err == nil {
 		t.Error("a bad seed must be an error")
+	}
+}
+
+// TestSeedsResumeFromTheCommandLine checks --resume of a multi-seed run:
+// the finished run resumes, and a different list of seeds is refused
+// because the result would no longer be that run's.
+func TestSeedsResumeFromTheCommandLine(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	args := append(tinyArgs(t, out), "--compare", "uniform,linupper", "--seeds", "1,2")
+	var stdout, stderr bytes.Buffer
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "95% CI") {
+		t.Errorf("stdout lacks the interval:\n%s", stdout.String())
+	}
+	for _, f := range []string{"seed-1/uniform/checkpoint.zip", "seed-2/linupper/samples.arrow", "seed-2/metrics.jsonl", "summary.json"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	stderr.Reset()
+	if code := run([]string{"--resume", out, "--quiet"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("resume: exit %d\n%s", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"--resume", out, "--seeds", "1,2,3"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "seeds") {
+		t.Fatalf("resume with other seeds: exit %d\n%s", code, stderr.String())
 	}
 }
