@@ -286,7 +286,8 @@ def report(args: argparse.Namespace, scale: Dict[str, Any], seeds: List[int], re
                 f"wall time in all (every model, all sessions), {wall_s / 60:.1f} min in the session that wrote this report", ""]
     if missing:
         out += [f"**Not run (budget or failure):** {', '.join(missing)}.", ""]
-    out += ["Verdicts are mechanical: *helped* / *hurt* when the 95% interval of the mean paired Δ lies below / "
+    out += [f"## {args.scale.capitalize()} scale: every part" if len(args.parts) == 5 else f"## {args.scale.capitalize()} scale",
+            "", "Verdicts are mechanical: *helped* / *hurt* when the 95% interval of the mean paired Δ lies below / "
             "above 0, else *no detectable difference*. Δ < 0 is better than uniform.", ""]
 
     P = parts()
@@ -295,7 +296,7 @@ def report(args: argparse.Namespace, scale: Dict[str, Any], seeds: List[int], re
         got = [(v, results[v]) for v, _ in variants if v in results]
         if not got:
             continue
-        out += [f"## ({key}) {title}", ""]
+        out += [f"### ({key}) {title}", ""]
         for v, s in got:
             out += [table(s, v), "", f"Per domain ({v}), Δ mean [95% CI]:", "", domain_table(s), "",
                     f"- {v}: {noise_line(s)}", ""]
