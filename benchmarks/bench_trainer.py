@@ -228,7 +228,7 @@ def trainer_config(cfg: TrainConfig, steps: int, threads: int, out: str) -> Dict
     """The trainer configuration of one Go run: linupper on a 1 MiB built-in
     corpus, one validation window per domain, no evaluation or checkpoint
     before the end, a metrics record every step."""
-    return {"strategy": "linupper", "tokenizer": "byte" if cfg.vocab == 256 else "gpt2", "data": "builtin",
+    return {"strategy": "linupper", "seed": 1, "tokenizer": "byte" if cfg.vocab == 256 else "gpt2", "data": "builtin",
             "data_bytes": 1 << 20, "steps": steps, "batch": cfg.batch, "seq": cfg.seq, "layers": cfg.layers,
             "heads": cfg.heads, "width": cfg.width, "threads": threads, "out": out, "eval_every": 10 * steps,
             "ckpt_every": 10 * steps, "log_every": 1, "val_max": 1, "quiet": True}

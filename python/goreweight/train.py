@@ -6,18 +6,20 @@ It runs the same trainer as the ``goreweight-train`` command (package
 comparison without a GPU and get the summary back as a dict::
 
     import goreweight
-    summary = goreweight.train({"steps": 300, "compare": ["uniform", "linupper"]})
-    for run in summary["runs"]:
-        print(run["strategy"], run["val_loss"])
+    summary = goreweight.train({"steps": 300, "compare": ["uniform", "linupper"], "seeds": [1, 2, 3]})
+    for name, agg in summary["strategies"].items():
+        print(name, agg["val_loss_mean"], agg["delta_mean"], agg["delta_ci95"])
 
 The keys are those of the command's flags, with ``_`` (or ``-``):
 ``data``, ``tokenizer``, ``strategy``, ``compare``, ``schedule``,
 ``r_start``, ``r_end``, ``r_steps``, ``warmup_r``, ``cap``, ``steps``,
 ``batch``, ``seq``, ``layers``, ``heads``, ``width``, ``lr``, ``seed``,
-``out``, ``resume``, ``noise``, ``eval_every``, ``ckpt_every``, ``threads``,
-``quiet`` and more (see docs/trainer.md); keys left out take the command's
-defaults, so ``goreweight.train()`` runs the default uniform-vs-linupper
-comparison on the built-in corpus (a few minutes on two cores).
+``seeds``, ``preset``, ``out``, ``resume``, ``noise``, ``eval_every``,
+``ckpt_every``, ``threads``, ``quiet`` and more (see docs/trainer.md); keys
+left out take the command's defaults, so ``goreweight.train()`` runs the
+default comparison (uniform vs linupper vs quadratic, seeds 1, 2, 3) on the
+built-in corpus (under 10 minutes on two cores). ``seed`` without ``seeds``
+trains that one seed.
 """
 
 from __future__ import annotations
@@ -49,6 +51,26 @@ def _entry() -> Callable[..., int]:
     return f
 
 
+# C status codes of grw_train that train() maps itself until _lib maps every
+# status to its class (see the error contract in capi/capi.go).
+_EINTR = 5  # interrupted (SIGINT); a checkpoint was written
+_EIO = 6  # a file could not be read or written, or is corrupt
+
+
+def _train_error(status: int, msg: str) -> BaseException:
+    """The exception for a failed grw_train call, chosen by its status code
+    (never by the message text): _lib's mapping when it has one, else
+    KeyboardInterrupt for an interruption, OSError-compatible
+    GoreweightError for I/O, GoreweightError otherwise."""
+    mapper = getattr(_lib, "error_for_status", None)
+    if callable(mapper):
+        err: BaseException = mapper(status, msg)
+        return err
+    if status == _EINTR:
+        return KeyboardInterrupt(msg)
+    return _lib.GoreweightError(msg)
+
+
 def train(config: Optional[Mapping[str, Any]] = None, /, **options: Any) -> dict[str, Any]:
     """Train one small GPT per strategy in Go, with dynamic loss-based sample
     reweighting in the loop, and return the run's summary.
@@ -62,22 +84,30 @@ def train(config: Optional[Mapping[str, Any]] = None, /, **options: Any) -> dict
 
     Returns:
         The summary (also written to ``OUT/summary.json``): ``out`` (the run
-        directory), ``baseline``, ``domains``, ``runs`` (per strategy:
-        ``strategy``, ``val_loss`` averaged over domains, ``val`` per domain,
-        ``delta_vs_baseline``, ``step_to_baseline``, ``train_loss``,
-        ``max_wm``, ``tokens_per_s``, ``train_s``, ``wall_s``), ``files``,
+        directory), ``baseline``, ``domains``, ``seeds``, ``runs`` (one per
+        strategy and seed: ``strategy``, ``seed``, ``val_loss`` averaged over
+        domains, ``val`` per domain, ``val_se``, ``delta_vs_baseline`` (to
+        the same seed's baseline), ``delta_se``, ``step_to_baseline``,
+        ``train_loss``, ``max_wm``, ``tokens_per_s``, ``train_s``,
+        ``wall_s``), ``strategies`` (per strategy name: ``n_seeds``,
+        ``val_loss_mean``, ``val_loss_sd``, ``delta_mean``, ``delta_sd``,
+        ``delta_ci95`` as ``[low, high]``, ``seeds_better``, ``max_wm`` and
+        the same per domain under ``domains``), ``eval_noise``, ``files``,
         ``data``, ``params``, ``backend``, ``threads``, ``wall_s`` and the
-        full ``config``. Values that are not finite numbers are ``None``.
+        full ``config``. Values that are not finite numbers, and the sd and
+        interval of a single seed, are ``None``.
 
     Progress is printed on the process's standard error (in Jupyter: the
     server's console) unless ``quiet=True``.
 
     Raises:
         GoreweightError: an invalid setting (the message names the key), data
-            that cannot be read, or a run that fails.
-        KeyboardInterrupt: Ctrl-C (SIGINT) during the run; training stops
-            after the current step and writes a checkpoint first, and the
-            message names the directory to pass as ``resume``.
+            that cannot be read, or a run that fails (chosen by the library's
+            status code, never by the message).
+        KeyboardInterrupt: Ctrl-C (SIGINT) during the run (status
+            GRW_EINTR); training stops after the current step and writes a
+            checkpoint first, and the message names the directory to pass
+            as ``resume``.
         RuntimeError: called in a process forked after the library was
             loaded.
     """
@@ -93,9 +123,7 @@ def train(config: Optional[Mapping[str, Any]] = None, /, **options: Any) -> dict
     if status != 0:
         msg = _lib.take_string(s.err.value)
         s.err.value = None
-        if msg.startswith("train: interrupted"):
-            raise KeyboardInterrupt(msg)
-        raise _lib.GoreweightError(msg or f"goreweight: grw_train failed with status {status}")
+        raise _train_error(status, msg or f"goreweight: grw_train failed with status {status}")
     out = s.out.value
     s.out.value = None
     result: dict[str, Any] = json.loads(_lib.take_string(out))

@@ -1,22 +1,16 @@
+// Config: the fields of a training run and their defaults.
+
 package train
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"math"
-	"os"
-	"path/filepath"
-	"reflect"
 	"runtime"
-	"slices"
-	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/goreweight/goreweight/goreweight"
 	"github.com/goreweight/goreweight/goreweight/trainer/data"
-	"github.com/goreweight/goreweight/goreweight/trainer/gpt"
 )
 
 // Config is everything a training run needs. Its JSON form (the keys in the
@@ -38,7 +32,8 @@ type Config struct {
 	Tokenizer string `json:"tokenizer"`
 
 	// Strategy trains a single model with this strategy. Set Strategy or
-	// Compare, not both; with neither, Compare is uniform,linupper.
+	// Compare, not both; with neither, Compare is DefaultCompare
+	// (uniform,linupper,quadratic).
 	Strategy string `json:"strategy,omitempty"`
 	// Compare trains one model per strategy, in this order, on the same data
 	// order and seed. In JSON it is a list or a comma-separated string.
@@ -91,6 +86,17 @@ type Config struct {
 	// Seed drives the model initialisation, the train/validation split,
 	// the noise and the batch order.
 	Seed uint64 `json:"seed"`
+	// Seeds, when given, trains every strategy once per seed, in this
+	// order (all strategies of the first seed, then of the next), each
+	// seed in its own directory OUT/seed-<n>; Seed is then not used.
+	// Within a seed the strategies share initialisation, split, noise and
+	// batch order, so their differences are paired; the summary reports
+	// the mean, sd and a t interval over seeds. In JSON a list of integers
+	// or a comma-separated string. Empty: one run with Seed, in OUT.
+	Seeds SeedList `json:"seeds,omitempty"`
+	// Preset names a set of settings (see Presets) applied before every
+	// other key, so that keys given with it override it.
+	Preset string `json:"preset,omitempty"`
 
 	// Noise is the fraction of training windows replaced by random tokens
 	// (kind "noise"), in [0, 1): the robustness experiment.
@@ -129,8 +135,9 @@ type Config struct {
 }
 
 // DefaultConfig returns the configuration of `goreweight-train` with no
-// flags: uniform against linupper on the built-in corpus, sized to finish in
-// a few minutes on two CPU cores.
+// flags: uniform against linupper and quadratic on the built-in corpus,
+// seeds 1, 2 and 3 (nine models), sized to finish in under 10 minutes on
+// two CPU cores with the pure-Go backend (about 3 with OpenBLAS).
 func DefaultConfig() Config {
 	return Config{
 		Data:        data.BuiltinPath,
@@ -141,7 +148,7 @@ func DefaultConfig() Config {
 		REnd:        1,
 		WarmupR:     -1,
 		Delta:       1,
-		Steps:       1000,
+		Steps:       600,
 		Batch:       16,
 		Seq:         64,
 		Layers:      2,
@@ -153,9 +160,10 @@ func DefaultConfig() Config {
 		WeightDecay: 0.1,
 		Clip:        1,
 		Seed:        1,
+		Seeds:       SeedList{1, 2, 3},
 		ValFraction: 0.1,
-		ValMax:      64,
-		EvalEvery:   50,
+		ValMax:      128,
+		EvalEvery:   100,
 		CkptEvery:   250,
 		LogEvery:    1,
 	}
@@ -163,7 +171,7 @@ func DefaultConfig() Config {
 
 // DefaultCompare is the comparison run when neither Strategy nor Compare
 // is given.
-var DefaultCompare = StrategyList{goreweight.Uniform, goreweight.LinUpper}
+var DefaultCompare = StrategyList{goreweight.Uniform, goreweight.LinUpper, goreweight.Quadratic}
 
 // StrategyList is a list of strategy names. Its JSON form is a list of
 // strings or one comma-separated string; its flag form is comma-separated.
@@ -197,6 +205,58 @@ func (l *StrategyList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// SeedList is a list of seeds. Its JSON form is a list of integers or a
+// comma-separated string; its flag form is comma-separated.
+type SeedList []uint64
+
+// String returns the seeds joined by commas.
+func (l SeedList) String() string {
+	parts := make([]string, len(l))
+	for i, s := range l {
+		parts[i] = strconv.FormatUint(s, 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set parses a comma-separated list of non-negative integers (flag.Value).
+func (l *SeedList) Set(s string) error {
+	var out SeedList
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		v, err := strconv.ParseUint(p, 10, 64)
+		if err != nil {
+			return fmt.Errorf("seeds: %q is not a non-negative integer", p)
+		}
+		out = append(out, v)
+	}
+	*l = out
+	return nil
+}
+
+// UnmarshalJSON accepts a list of integers or a comma-separated string.
+func (l *SeedList) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		return l.Set(s)
+	}
+	var list []uint64
+	if err := json.Unmarshal(b, &list); err != nil {
+		return fmt.Errorf("seeds must be a list of non-negative integers or a comma-separated string, got %s", b)
+	}
+	*l = SeedList(list)
+	return nil
+}
+
+// RunSeeds returns the seeds the run trains: Seeds, or Seed alone.
+func (c Config) RunSeeds() []uint64 {
+	if len(c.Seeds) > 0 {
+		return append([]uint64(nil), c.Seeds...)
+	}
+	return []uint64{c.Seed}
+}
+
 // Strategies returns the strategies the run trains, in order: Compare,
 // or Strategy alone, or DefaultCompare.
 func (c Config) Strategies() []string {
@@ -207,200 +267,6 @@ func (c Config) Strategies() []string {
 		return []string{c.Strategy}
 	}
 	return append([]string(nil), DefaultCompare...)
-}
-
-// Keys returns the JSON keys of Config, sorted.
-func Keys() []string {
-	var keys []string
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		keys = append(keys, jsonName(t.Field(i)))
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func jsonName(f reflect.StructField) string {
-	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-	return name
-}
-
-// ParseJSON applies the keys of a JSON object to c and returns the result
-// and the keys the object set (normalised). Keys may use '-' or '_'
-// ("r-start" is "r_start"); an unknown key, a duplicate or a value of the
-// wrong type is an error naming it. The result is not validated.
-func (c Config) ParseJSON(b []byte) (Config, []string, error) {
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&raw); err != nil {
-		return c, nil, fmt.Errorf("train: config is not a JSON object: %w", err)
-	}
-	if raw == nil {
-		return c, nil, fmt.Errorf("train: config must be a JSON object, got null")
-	}
-	if err := dec.Decode(&struct{}{}); err != io.EOF {
-		return c, nil, fmt.Errorf("train: config: unexpected data after the JSON object")
-	}
-	known := Keys()
-	norm := make(map[string]json.RawMessage, len(raw))
-	var keys []string
-	for k, v := range raw {
-		n := strings.ReplaceAll(strings.TrimLeft(k, "-"), "-", "_")
-		if _, dup := norm[n]; dup {
-			return c, nil, fmt.Errorf("train: config sets %q twice (keys may use '-' or '_')", n)
-		}
-		if !slices.Contains(known, n) {
-			return c, nil, fmt.Errorf("train: unknown config key %q (known: %s)", k, strings.Join(known, ", "))
-		}
-		norm[n] = v
-		keys = append(keys, n)
-	}
-	sort.Strings(keys)
-	// Decode key by key so that an error names the key.
-	v := reflect.ValueOf(&c).Elem()
-	t := v.Type()
-	for i := range t.NumField() {
-		name := jsonName(t.Field(i))
-		r, ok := norm[name]
-		if !ok {
-			continue
-		}
-		f := v.Field(i).Addr().Interface()
-		d := json.NewDecoder(bytes.NewReader(r))
-		d.DisallowUnknownFields()
-		if err := d.Decode(f); err != nil {
-			return c, nil, fmt.Errorf("train: config key %q: %s: %w", name, r, err)
-		}
-	}
-	return c, keys, nil
-}
-
-// LoadConfigFile reads a JSON config file and applies it to base (see
-// ParseJSON).
-func LoadConfigFile(base Config, path string) (Config, []string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return base, nil, fmt.Errorf("train: reading config file: %w", err)
-	}
-	c, keys, err := base.ParseJSON(b)
-	if err != nil {
-		return base, nil, fmt.Errorf("%w (in %s)", err, path)
-	}
-	return c, keys, nil
-}
-
-// Validate reports the first problem with the configuration, naming the
-// key, or nil.
-func (c Config) Validate() error {
-	bad := func(key string, v any, want string) error {
-		return fmt.Errorf("train: %s = %v: %s", key, v, want)
-	}
-	if c.Data == "" {
-		return bad("data", `""`, `must be "builtin" or a path`)
-	}
-	if c.Data == data.BuiltinPath && c.DataBytes < 64<<10 {
-		return bad("data_bytes", c.DataBytes, "the built-in corpus needs at least 65536 bytes")
-	}
-	if c.Tokenizer != data.TokenizerByte && c.Tokenizer != data.TokenizerGPT2 {
-		return bad("tokenizer", fmt.Sprintf("%q", c.Tokenizer), `must be "byte" or "gpt2"`)
-	}
-	if c.Strategy != "" && len(c.Compare) > 0 {
-		return fmt.Errorf("train: strategy = %q and compare = %q: give one of them, not both", c.Strategy, c.Compare.String())
-	}
-	seen := map[string]bool{}
-	for _, s := range c.Strategies() {
-		if seen[s] {
-			return bad("compare", fmt.Sprintf("%q", c.Compare.String()), fmt.Sprintf("strategy %q is listed twice", s))
-		}
-		seen[s] = true
-		if _, err := goreweight.Lookup(s); err != nil {
-			return fmt.Errorf("train: %w", err)
-		}
-		if strings.ContainsAny(s, `/\`) || s == "." || s == ".." {
-			return bad("strategy", fmt.Sprintf("%q", s), "cannot name a directory")
-		}
-	}
-	for _, f := range []struct {
-		key string
-		v   int
-		min int
-	}{
-		{"steps", c.Steps, 1}, {"batch", c.Batch, 1}, {"seq", c.Seq, 1},
-		{"layers", c.Layers, 1}, {"heads", c.Heads, 1}, {"width", c.Width, 1},
-		{"eval_every", c.EvalEvery, 1}, {"ckpt_every", c.CkptEvery, 1}, {"log_every", c.LogEvery, 1},
-		{"warmup_r", c.WarmupR, -1}, {"r_steps", c.RSteps, 0}, {"lr_warmup", c.LRWarmup, 0},
-		{"val_max", c.ValMax, 0}, {"threads", c.Threads, 0},
-	} {
-		if f.v < f.min {
-			return bad(f.key, f.v, fmt.Sprintf("must be at least %d", f.min))
-		}
-	}
-	if c.WarmupR >= c.Steps {
-		return bad("warmup_r", c.WarmupR, fmt.Sprintf("must be less than steps (%d): the schedule needs steps after the uniform warm-up", c.Steps))
-	}
-	if c.Threads > 4096 {
-		return bad("threads", c.Threads, "must be at most 4096")
-	}
-	finite := func(key string, v, lo float64, loIncl bool, want string) error {
-		if math.IsNaN(v) || math.IsInf(v, 0) || v < lo || (!loIncl && v == lo) {
-			return bad(key, v, want)
-		}
-		return nil
-	}
-	for _, e := range []error{
-		finite("lr", c.LR, 0, false, "must be a finite number > 0"),
-		finite("lr_min", c.LRMin, 0, true, "must be a finite number >= 0"),
-		finite("weight_decay", c.WeightDecay, 0, true, "must be a finite number >= 0"),
-		finite("clip", c.Clip, 0, true, "must be a finite number >= 0 (0: no clipping)"),
-	} {
-		if e != nil {
-			return e
-		}
-	}
-	if c.LRMin > c.LR {
-		return bad("lr_min", c.LRMin, fmt.Sprintf("must not exceed lr (%v)", c.LR))
-	}
-	if !(c.Noise >= 0 && c.Noise < 1) {
-		return bad("noise", c.Noise, "must be in [0, 1)")
-	}
-	if !(c.ValFraction > 0 && c.ValFraction < 1) {
-		return bad("val_fraction", c.ValFraction, "must be in (0, 1): validation loss needs held-out windows")
-	}
-	if err := (gpt.Config{Vocab: 256, Seq: c.Seq, Layers: c.Layers, Heads: c.Heads, Width: c.Width}).Validate(); err != nil {
-		if c.Width%max(c.Heads, 1) != 0 {
-			return bad("width", c.Width, fmt.Sprintf("must be a multiple of heads (%d)", c.Heads))
-		}
-		return fmt.Errorf("train: model shape: %w", err)
-	}
-	for _, s := range c.Strategies() {
-		if err := c.Reweighting(s).Validate(); err != nil {
-			return fmt.Errorf("train: reweighting for strategy %q: %w (keys schedule, r_start, r_end, r_steps, warmup_r, cap, delta, q)", s, err)
-		}
-	}
-	return nil
-}
-
-// Reweighting returns the core configuration of one strategy's run: the
-// options and the temperature schedule built from Schedule, RStart, REnd,
-// RSteps and WarmupR.
-func (c Config) Reweighting(strategy string) goreweight.Config {
-	after := int64(c.Steps - c.Warmup())
-	n := int64(c.RSteps)
-	if n == 0 {
-		n = max(after/2, 1)
-	}
-	var s goreweight.Schedule
-	switch c.Schedule {
-	case goreweight.ScheduleConstant:
-		s = goreweight.Constant(c.REnd)
-	case goreweight.ScheduleStep:
-		s = goreweight.StepSchedule([]int64{n}, []float64{c.RStart, c.REnd})
-	default: // linear, cosine, exponential; anything else fails Validate
-		s = goreweight.Schedule{Kind: c.Schedule, RStart: c.RStart, REnd: c.REnd, Steps: n}
-	}
-	o := goreweight.DefaultOptions()
-	o.Strategy, o.Delta, o.Cap, o.Q = strategy, c.Delta, c.Cap, c.Q
-	return goreweight.Config{Options: o, Schedule: s.WithWarmup(int64(c.Warmup()))}
 }
 
 // Warmup returns the number of uniform warm-up steps: WarmupR, or Steps/10
@@ -418,49 +284,4 @@ func (c Config) threads() int {
 		return c.Threads
 	}
 	return runtime.NumCPU()
-}
-
-// resumable lists the keys a resumed run may change: they do not change
-// what is computed.
-var resumable = []string{"threads", "ckpt_every", "quiet", "resume", "out"}
-
-// ResumeConfig returns the configuration of the run in dir (its
-// config.json) with the keys given by the caller applied: set is the
-// caller's configuration and keys the keys the caller set explicitly.
-// Threads, CkptEvery and Quiet may change; any other key that differs from
-// the saved run is an error, because the resumed run would no longer equal
-// an uninterrupted one.
-func ResumeConfig(dir string, set Config, keys []string) (Config, error) {
-	b, err := os.ReadFile(configPath(dir))
-	if err != nil {
-		return Config{}, fmt.Errorf("train: resume %s: %w (is it the --out directory of an earlier run?)", dir, err)
-	}
-	saved, _, err := Config{}.ParseJSON(b)
-	if err != nil {
-		return Config{}, fmt.Errorf("train: resume %s: %w", dir, err)
-	}
-	sv, nv := reflect.ValueOf(&saved).Elem(), reflect.ValueOf(set)
-	t := sv.Type()
-	for i := range t.NumField() {
-		name := jsonName(t.Field(i))
-		if !slices.Contains(keys, name) {
-			continue
-		}
-		if slices.Contains(resumable, name) {
-			if name != "resume" && name != "out" {
-				sv.Field(i).Set(nv.Field(i))
-			}
-			continue
-		}
-		if !reflect.DeepEqual(sv.Field(i).Interface(), nv.Field(i).Interface()) {
-			return Config{}, fmt.Errorf("train: resume %s: %s = %v differs from the run's %v; only %s may change when resuming (start a new run with another out directory instead)",
-				dir, name, nv.Field(i).Interface(), sv.Field(i).Interface(), strings.Join(resumable[:3], ", "))
-		}
-	}
-	if slices.Contains(keys, "out") && set.Out != "" && filepath.Clean(set.Out) != filepath.Clean(dir) {
-		return Config{}, fmt.Errorf("train: resume %s: out = %q: a resumed run writes into the directory it resumes; leave out unset", dir, set.Out)
-	}
-	saved.Resume = dir
-	saved.Out = dir
-	return saved, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -56,18 +57,25 @@ func plotColor(s *Summary, strategy string) color.Color {
 
 // writePlots writes the three PNGs and returns the names of those written.
 // A plot that cannot be drawn is reported on warn and left out: the
-// training results are in the other files.
-func writePlots(cfg Config, e *env, s *Summary, results []runResult, warn io.Writer) ([]string, error) {
+// training results are in the other files. The validation plot shows every
+// seed (mean and band); the temperature and weight plots show the first
+// seed.
+func writePlots(cfg Config, s *Summary, seeds []seedRun, warn io.Writer) ([]string, error) {
 	var names []string
+	first := func(fn func(Config, *env, *Summary, []runResult) ([][]*plot.Plot, vg.Length, vg.Length, error)) plotFunc {
+		return func(cfg Config, s *Summary, seeds []seedRun) ([][]*plot.Plot, vg.Length, vg.Length, error) {
+			return fn(cfg, seeds[0].env, s, seeds[0].results)
+		}
+	}
 	for _, f := range []struct {
 		name string
-		fn   func(Config, *env, *Summary, []runResult) ([][]*plot.Plot, vg.Length, vg.Length, error)
+		fn   plotFunc
 	}{
 		{plotValLoss, valLossPlots},
-		{plotTemp, temperaturePlots},
-		{plotWeightVL, weightLossPlots},
+		{plotTemp, first(temperaturePlots)},
+		{plotWeightVL, first(weightLossPlots)},
 	} {
-		err := drawPlot(cfg, e, s, results, f.name, f.fn)
+		err := drawPlot(cfg, s, seeds, f.name, f.fn)
 		if err != nil {
 			if warn != nil {
 				fmt.Fprintf(warn, "goreweight-train: warning: %v\n", err)
@@ -79,16 +87,18 @@ func writePlots(cfg Config, e *env, s *Summary, results []runResult, warn io.Wri
 	return names, nil
 }
 
+// plotFunc makes the grid of panels of one PNG and its size.
+type plotFunc func(Config, *Summary, []seedRun) ([][]*plot.Plot, vg.Length, vg.Length, error)
+
 // drawPlot makes and saves one plot; a panic in the plotting library
 // becomes an error.
-func drawPlot(cfg Config, e *env, s *Summary, results []runResult, name string,
-	fn func(Config, *env, *Summary, []runResult) ([][]*plot.Plot, vg.Length, vg.Length, error)) (err error) {
+func drawPlot(cfg Config, s *Summary, seeds []seedRun, name string, fn plotFunc) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("train: plot %s: %v", name, p)
 		}
 	}()
-	grid, w, h, err := fn(cfg, e, s, results)
+	grid, w, h, err := fn(cfg, s, seeds)
 	if err != nil {
 		return fmt.Errorf("train: plot %s: %w", name, err)
 	}
@@ -217,35 +227,130 @@ func valSeries(recs []Record, d string) plotter.XYs {
 	return pts
 }
 
-// valLossPlots: the averaged validation loss per strategy; then, when
-// there is a baseline to compare with, the difference of each strategy to
-// it, averaged and per domain (below 0: better than the baseline), else
-// the loss per domain.
-func valLossPlots(cfg Config, e *env, s *Summary, results []runResult) ([][]*plot.Plot, vg.Length, vg.Length, error) {
-	var base *runResult
-	for i := range results {
-		if results[i].strategy == s.Baseline && len(results) > 1 {
-			base = &results[i]
+// seedCurves returns, for one strategy, its validation series of domain d
+// ("": the average) of every seed, minus the same seed's baseline series
+// when diff is set.
+func seedCurves(s *Summary, seeds []seedRun, strategy, d string, diff bool) []plotter.XYs {
+	var out []plotter.XYs
+	for _, sr := range seeds {
+		var recs, base []Record
+		for _, r := range sr.results {
+			if r.strategy == strategy {
+				recs = r.records
+			}
+			if r.strategy == s.Baseline {
+				base = r.records
+			}
+		}
+		pts := valSeries(recs, d)
+		if diff {
+			ref := map[float64]float64{}
+			for _, q := range valSeries(base, d) {
+				ref[q.X] = q.Y
+			}
+			var dp plotter.XYs
+			for _, q := range pts {
+				if b, ok := ref[q.X]; ok {
+					dp = append(dp, plotter.XY{X: q.X, Y: q.Y - b})
+				}
+			}
+			pts = dp
+		}
+		out = append(out, pts)
+	}
+	return out
+}
+
+// meanBand returns the mean over the curves at each step they all have,
+// and the band between their minimum and maximum there (nil for one
+// curve).
+func meanBand(curves []plotter.XYs) (plotter.XYs, plotter.XYs) {
+	if len(curves) == 0 {
+		return nil, nil
+	}
+	var meanPts, lo, hi plotter.XYs
+	for _, q := range curves[0] {
+		var ys []float64
+		for _, c := range curves {
+			for _, r := range c {
+				if r.X == q.X {
+					ys = append(ys, r.Y)
+					break
+				}
+			}
+		}
+		if len(ys) != len(curves) {
+			continue
+		}
+		meanPts = append(meanPts, plotter.XY{X: q.X, Y: mean(ys)})
+		lo = append(lo, plotter.XY{X: q.X, Y: slices.Min(ys)})
+		hi = append(hi, plotter.XY{X: q.X, Y: slices.Max(ys)})
+	}
+	if len(curves) < 2 || len(meanPts) < 2 {
+		return meanPts, nil
+	}
+	band := append(plotter.XYs(nil), lo...)
+	for i := len(hi) - 1; i >= 0; i-- {
+		band = append(band, hi[i])
+	}
+	return meanPts, band
+}
+
+// addMeanBand draws the mean curve of a strategy over seeds with its
+// min-max band, translucent, in the strategy's colour.
+func addMeanBand(p *plot.Plot, name string, curves []plotter.XYs, c color.Color) error {
+	m, band := meanBand(curves)
+	for _, q := range band {
+		if math.IsNaN(q.Y) || math.IsInf(q.Y, 0) {
+			band = nil
+			break
 		}
 	}
-	p := newPlot("validation loss, averaged over domains", "step", "loss (nats/token)")
-	for _, r := range results {
-		if err := addLine(p, r.strategy, valSeries(r.records, ""), plotColor(s, r.strategy), vg.Points(1.5), false); err != nil {
+	if band != nil {
+		poly, err := plotter.NewPolygon(band)
+		if err != nil {
+			return err
+		}
+		r, g, b, _ := c.RGBA()
+		poly.Color = color.NRGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), 0x38}
+		poly.LineStyle.Width = 0
+		p.Add(poly)
+	}
+	if len(curves) > 1 {
+		name = fmt.Sprintf("%s (mean of %d seeds)", name, len(curves))
+	}
+	return addLine(p, name, m, c, vg.Points(1.5), false)
+}
+
+// valLossPlots: the averaged validation loss per strategy; then, when
+// there is a baseline to compare with, the difference of each strategy to
+// it, averaged and per domain (below 0: better), else the loss per domain.
+// With several seeds each strategy is its mean curve over the seeds with
+// a translucent band from the seeds' minimum to their maximum (for the
+// differences: of the paired, same-seed differences).
+func valLossPlots(cfg Config, s *Summary, seeds []seedRun) ([][]*plot.Plot, vg.Length, vg.Length, error) {
+	names := cfg.Strategies()
+	hasBase := len(names) > 1
+	title := "validation loss, averaged over domains"
+	if len(seeds) > 1 {
+		title = fmt.Sprintf("val loss, avg over domains (band: min-max, %d seeds)", len(seeds))
+	}
+	p := newPlot(title, "step", "loss (nats/token)")
+	for _, n := range names {
+		if err := addMeanBand(p, n, seedCurves(s, seeds, n, "", false), plotColor(s, n)); err != nil {
 			return nil, 0, 0, err
 		}
 	}
-	for _, rs := range s.Runs {
-		if rs.Strategy == s.Baseline && rs.ValLoss.Valid() {
-			hl := plotter.XYs{{X: 0, Y: float64(rs.ValLoss)}, {X: float64(cfg.Steps), Y: float64(rs.ValLoss)}}
-			if err := addLine(p, s.Baseline+" final", hl, strategyColors[0], vg.Points(0.8), true); err != nil {
-				return nil, 0, 0, err
-			}
+	if st := s.Strategies[s.Baseline]; st != nil && st.ValLossMean.Valid() {
+		hl := plotter.XYs{{X: 0, Y: float64(st.ValLossMean)}, {X: float64(cfg.Steps), Y: float64(st.ValLossMean)}}
+		if err := addLine(p, s.Baseline+" final", hl, strategyColors[0], vg.Points(0.8), true); err != nil {
+			return nil, 0, 0, err
 		}
 	}
-	headroom(p, 0.12*float64(len(results)+1))
+	headroom(p, 0.12*float64(len(names)+1))
 	panels := []*plot.Plot{p}
-	keys := append([]string{""}, e.domains...)
-	if base == nil {
+	keys := append([]string{""}, s.Domains...)
+	if !hasBase {
 		keys = keys[1:]
 	}
 	for _, d := range keys {
@@ -253,41 +358,31 @@ func valLossPlots(cfg Config, e *env, s *Summary, results []runResult) ([][]*plo
 		if d == "" {
 			name = "average"
 		}
-		if base == nil {
+		if !hasBase {
 			p := newPlot("validation loss: "+name, "step", "loss (nats/token)")
-			for _, r := range results {
-				if err := addLine(p, r.strategy, valSeries(r.records, d), plotColor(s, r.strategy), vg.Points(1.5), false); err != nil {
+			for _, n := range names {
+				if err := addMeanBand(p, n, seedCurves(s, seeds, n, d, false), plotColor(s, n)); err != nil {
 					return nil, 0, 0, err
 				}
 			}
-			headroom(p, 0.12*float64(len(results)+1))
+			headroom(p, 0.12*float64(len(names)+1))
 			panels = append(panels, p)
 			continue
 		}
 		p := newPlot(fmt.Sprintf("%s: val loss minus %s's (< 0: better)", name, s.Baseline), "step", "Δ loss (nats/token)")
-		ref := map[float64]float64{}
-		for _, q := range valSeries(base.records, d) {
-			ref[q.X] = q.Y
-		}
 		zero := plotter.XYs{{X: 0, Y: 0}, {X: float64(cfg.Steps), Y: 0}}
 		if err := addLine(p, s.Baseline, zero, strategyColors[0], vg.Points(1), true); err != nil {
 			return nil, 0, 0, err
 		}
-		for _, r := range results {
-			if r.strategy == s.Baseline {
+		for _, n := range names {
+			if n == s.Baseline {
 				continue
 			}
-			var diff plotter.XYs
-			for _, q := range valSeries(r.records, d) {
-				if b, ok := ref[q.X]; ok {
-					diff = append(diff, plotter.XY{X: q.X, Y: q.Y - b})
-				}
-			}
-			if err := addLine(p, r.strategy, diff, plotColor(s, r.strategy), vg.Points(1.5), false); err != nil {
+			if err := addMeanBand(p, n, seedCurves(s, seeds, n, d, true), plotColor(s, n)); err != nil {
 				return nil, 0, 0, err
 			}
 		}
-		headroom(p, 0.12*float64(len(results)))
+		headroom(p, 0.12*float64(len(names)))
 		panels = append(panels, p)
 	}
 	cols := min(4, len(panels))
@@ -305,16 +400,15 @@ func valLossPlots(cfg Config, e *env, s *Summary, results []runResult) ([][]*plo
 	return grid, vg.Length(cols) * 4.2 * vg.Inch, vg.Length(rows) * 3.4 * vg.Inch, nil
 }
 
-// scoreRange returns the range D of a strategy's score (see the core's
-// MaxWeightBound), or 0 when there is no closed form.
+// scoreRange returns the range D of a strategy's score (the D of the core's
+// MaxWeightBound, from the core's ScoreRange), or 0 when there is no closed
+// form (selectors, user strategies) or the score is constant (uniform).
 func scoreRange(strategy string, delta float64) float64 {
-	switch strategy {
-	case goreweight.LinUpper, goreweight.Extremes, goreweight.DROKL:
-		return delta
-	case goreweight.Quadratic:
-		return 1
+	lo, hi, ok := goreweight.ScoreRange(strategy, delta)
+	if !ok {
+		return 0
 	}
-	return 0
+	return hi - lo
 }
 
 // temperaturePlots: r against step (log scale), and max w·M against step
@@ -322,10 +416,7 @@ func scoreRange(strategy string, delta float64) float64 {
 func temperaturePlots(cfg Config, e *env, s *Summary, results []runResult) ([][]*plot.Plot, vg.Length, vg.Length, error) {
 	pr := newPlot(fmt.Sprintf("temperature r (uniform warm-up: first %d steps)", cfg.Warmup()), "step", "r (log scale)")
 	pw := newPlot("largest weight × batch size (1 = uniform)", "step", "max w·M")
-	delta := cfg.Delta
-	if delta == 0 {
-		delta = 1
-	}
+	delta := cfg.Delta // validated > 0, like every Config the trainer runs
 	hasR := false
 	for _, r := range results {
 		c := plotColor(s, r.strategy)

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"archive/zip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,7 +29,7 @@ type Options struct {
 	// io.Discard (or Config.Quiet) for none.
 	Progress io.Writer
 	// OnStep, when set, is called after every optimiser step with the
-	// strategy and the number of steps taken, once the step's logs are in
+	// strategy and the number of steps taken (of the current seed), once the step's logs are in
 	// memory and any checkpoint due at that step has been written.
 	OnStep func(strategy string, step int)
 }
@@ -53,7 +54,9 @@ func DefaultOut(now time.Time) string { return filepath.Join("runs", now.Format(
 // Run trains one model per strategy of cfg (Config.Strategies), in order,
 // on the same data, data order and initialisation, writing everything
 // under cfg.Out (see docs/trainer.md for the files), then writes the
-// summary and the plots. With cfg.Resume it continues the run in that
+// summary and the plots. With cfg.Seeds it does so once per seed, in
+// order, each seed under cfg.Out/seed-<n>, and the summary aggregates over
+// the seeds. With cfg.Resume it continues the run in that
 // directory from each strategy's last checkpoint; the result equals an
 // uninterrupted run bit for bit (timings aside). When ctx is cancelled it
 // stops after the current step, writes a checkpoint and returns an error
@@ -113,7 +116,18 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 		runtime.GOMAXPROCS(oldProcs)
 	}()
 
-	env, err := loadData(cfg, prog)
+	corpus, err := readCorpus(cfg)
+	if err != nil {
+		return nil, err
+	}
+	multi := len(cfg.Seeds) > 0
+	seeds := cfg.RunSeeds()
+	if multi && prog != nil {
+		fmt.Fprintf(prog, "goreweight-train: seed %d (1 of %d) in %s\n", seeds[0], len(seeds), seedDir(cfg.Out, seeds[0]))
+	}
+	// The first seed's data, built before the run directory exists so that
+	// a data error leaves nothing behind.
+	first, err := newEnv(cfg.forSeed(seeds[0]), corpus, prog)
 	if err != nil {
 		return nil, err
 	}
@@ -130,18 +144,80 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 		}
 	}
 
+	var runs []seedRun
+	for k, seed := range seeds {
+		sc := cfg.forSeed(seed)
+		e := first
+		if k > 0 {
+			if prog != nil {
+				fmt.Fprintf(prog, "goreweight-train: seed %d (%d of %d) in %s\n", seed, k+1, len(seeds), sc.Out)
+			}
+			if e, err = newEnv(sc, corpus, prog); err != nil {
+				return nil, err
+			}
+		}
+		sr, err := trainSeed(ctx, sc, e, prog, opt.OnStep)
+		if err != nil {
+			if multi && errors.Is(err, ErrInterrupted) {
+				return nil, interruptedAt(cfg, sc, err)
+			}
+			return nil, err
+		}
+		runs = append(runs, sr)
+	}
+	sum, err := summarize(cfg, runs, time.Since(wallStart))
+	if err != nil {
+		return nil, err
+	}
+	if err := writeSummary(cfg, sum, runs, prog); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// seedRun is one seed's part of a run: its configuration (Seed and Out
+// set), its data, and one result and one final evaluation per strategy,
+// in training order.
+type seedRun struct {
+	cfg     Config
+	env     *env
+	results []runResult
+	evals   []windowLosses
+}
+
+// forSeed returns the configuration of one seed's runs. Without Seeds it
+// is c itself (the run's files are directly under Out); with Seeds the
+// seed's files go to Out/seed-<seed>.
+func (c Config) forSeed(seed uint64) Config {
+	if len(c.Seeds) == 0 {
+		return c
+	}
+	sc := c
+	sc.Seed, sc.Seeds = seed, nil
+	sc.Out = seedDir(c.Out, seed)
+	if c.Resume != "" {
+		sc.Resume = sc.Out
+	}
+	return sc
+}
+
+// seedDir is the directory of one seed's runs.
+func seedDir(out string, seed uint64) string { return filepath.Join(out, fmt.Sprintf("seed-%d", seed)) }
+
+// trainSeed trains (or resumes, or reloads) every strategy of one seed and
+// evaluates each final model window by window.
+func trainSeed(ctx context.Context, cfg Config, e *env, prog io.Writer, onStep func(string, int)) (seedRun, error) {
+	sr := seedRun{cfg: cfg, env: e}
 	// Earlier records of a resumed run.
 	var prior []Record
 	if cfg.Resume != "" {
 		if _, err := os.Stat(filepath.Join(cfg.Out, metricsName)); err == nil {
 			if prior, err = readRecords(filepath.Join(cfg.Out, metricsName)); err != nil {
-				return nil, err
+				return sr, err
 			}
 		}
 	}
-
 	lg := &logs{out: cfg.Out}
-	var results []runResult
 	for _, s := range cfg.Strategies() {
 		var mine []Record
 		for _, r := range prior {
@@ -149,22 +225,39 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 				mine = append(mine, r)
 			}
 		}
-		res, err := trainStrategy(ctx, cfg, env, s, mine, lg, prog, opt.OnStep)
+		res, err := trainStrategy(ctx, cfg, e, s, mine, lg, prog, onStep)
 		if err != nil {
-			return nil, err
+			return sr, err
 		}
-		results = append(results, res)
+		wl, err := evalWindows(cfg, e, s)
+		if err != nil {
+			return sr, err
+		}
+		sr.results = append(sr.results, res)
+		sr.evals = append(sr.evals, wl)
 		lg.done = append(lg.done, lg.cur...)
 		lg.cur = nil
 	}
-	sum, err := summarize(cfg, env, results, time.Since(wallStart))
-	if err != nil {
-		return nil, err
+	return sr, nil
+}
+
+// interruptedAt rewords the interruption of one seed's run so that it
+// names the seed and the directory to resume (the run's, not the seed's).
+func interruptedAt(cfg, sc Config, err error) error {
+	where := ""
+	for _, s := range sc.Strategies() {
+		path := filepath.Join(sc.Out, s, checkpointName)
+		if z, zerr := zip.OpenReader(path); zerr == nil {
+			meta, merr := readCheckpointMeta(&z.Reader, path)
+			z.Close()
+			if merr == nil && meta.Step < sc.Steps {
+				where = fmt.Sprintf(" at step %d/%d of strategy %s", meta.Step, sc.Steps, s)
+				break
+			}
+		}
 	}
-	if err := writeSummary(cfg, env, sum, results, prog); err != nil {
-		return nil, err
-	}
-	return sum, nil
+	return fmt.Errorf("%w%s, seed %d; checkpoints and logs are written; continue by resuming %s (goreweight-train --resume DIR, or the resume key)",
+		ErrInterrupted, where, sc.Seed, cfg.Out)
 }
 
 // newRunDir creates dir, which must not exist or be empty.
@@ -200,8 +293,15 @@ type env struct {
 	desc    string // one line describing the data
 }
 
-// loadData reads the corpus, builds the dataset and the validation batches.
-func loadData(cfg Config, prog io.Writer) (*env, error) {
+// corpus is the data as read, before the seed's split.
+type corpus struct {
+	docs []data.Document
+	tok  data.Tokenizer
+	took time.Duration
+}
+
+// readCorpus reads the documents and makes the tokenizer.
+func readCorpus(cfg Config) (*corpus, error) {
 	t0 := time.Now()
 	var docs []data.Document
 	var err error
@@ -219,7 +319,14 @@ func loadData(cfg Config, prog io.Writer) (*env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	ds, err := data.NewDataset(docs, tok, data.DatasetConfig{SeqLen: cfg.Seq, ValFraction: cfg.ValFraction, NoiseFraction: cfg.Noise, Seed: cfg.Seed})
+	return &corpus{docs: docs, tok: tok, took: time.Since(t0)}, nil
+}
+
+// newEnv builds the dataset of cfg.Seed (split, noise) and the
+// validation batches.
+func newEnv(cfg Config, c *corpus, prog io.Writer) (*env, error) {
+	t0 := time.Now()
+	ds, err := data.NewDataset(c.docs, c.tok, data.DatasetConfig{SeqLen: cfg.Seq, ValFraction: cfg.ValFraction, NoiseFraction: cfg.Noise, Seed: cfg.Seed})
 	if err != nil {
 		return nil, fmt.Errorf("train: data %q: %w", cfg.Data, err)
 	}
@@ -271,7 +378,7 @@ func loadData(cfg Config, prog io.Writer) (*env, error) {
 	e.desc = fmt.Sprintf("data %s: %d windows of %d tokens (%s), %d train, %d val evaluated; domains %v; %s tokenizer",
 		cfg.Data, ds.NumSamples(), cfg.Seq, kinds[1:len(kinds)-1], ds.NumTrain(), nVal, e.domains, cfg.Tokenizer)
 	if prog != nil {
-		fmt.Fprintf(prog, "goreweight-train: %s (%.1fs)\n", e.desc, time.Since(t0).Seconds())
+		fmt.Fprintf(prog, "goreweight-train: %s (%.1fs)\n", e.desc, (c.took + time.Since(t0)).Seconds())
 	}
 	return e, nil
 }
@@ -290,4 +397,13 @@ func (l *logs) flush() error {
 		}
 		return writeRecords(w, l.cur)
 	})
+}
+
+// loadData reads the corpus and builds the dataset of cfg.Seed.
+func loadData(cfg Config, prog io.Writer) (*env, error) {
+	c, err := readCorpus(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newEnv(cfg, c, prog)
 }

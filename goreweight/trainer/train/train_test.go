@@ -65,6 +65,7 @@ func writeCorpus(t testing.TB, dir string) string {
 func tinyConfig(t testing.TB) Config {
 	dir := t.TempDir()
 	c := DefaultConfig()
+	c.Seeds = nil
 	c.Data = writeCorpus(t, dir)
 	c.Steps = 12
 	c.Batch = 8
@@ -176,6 +177,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	base := tinyConfig(t)
 	base.Noise = 0.1
 	base.CkptEvery = 6 // evaluations (every 4) flush logs past the checkpoints
+	base.Compare = StrategyList{"uniform", "linupper"}
 	ref := base
 	if _, err := Run(context.Background(), ref, Options{}); err != nil {
 		t.Fatal(err)

@@ -1,11 +1,15 @@
 // Command goreweight-train trains a small GPT in pure Go with goreweight's
 // dynamic loss-based sample reweighting in the loop, and compares
-// strategies with numbers and plots. With no flags it compares uniform and
-// linupper on the built-in corpus in a few minutes on a laptop:
+// strategies with numbers and plots. With no flags it compares uniform,
+// linupper and quadratic on the built-in corpus with seeds 1, 2 and 3, and
+// reports each difference to uniform with a 95% interval over the seeds,
+// in under 10 minutes on two cores:
 //
 //	goreweight-train
 //	goreweight-train --compare uniform,linupper,quadratic --noise 0.2 --steps 1000
 //	goreweight-train --strategy linupper --schedule constant --r-end 0.5
+//	goreweight-train --seeds 1,2,3 --compare uniform,linupper,quadratic
+//	goreweight-train --preset paper-quadratic --seeds 1,2,3
 //	goreweight-train --resume runs/20250101-120000
 //
 // Flags may also come from a JSON file (--config run.json) with the same
@@ -41,7 +45,7 @@ func bind(fs *flag.FlagSet, c *train.Config) {
 	fs.IntVar(&c.DataBytes, "data-bytes", c.DataBytes, "size of the built-in corpus in bytes")
 	fs.StringVar(&c.Tokenizer, "tokenizer", c.Tokenizer, "tokenizer: byte or gpt2")
 	fs.StringVar(&c.Strategy, "strategy", c.Strategy, "train one model with this strategy ("+strings.Join(goreweight.Strategies(), ", ")+")")
-	fs.Var(&c.Compare, "compare", "comma-separated `strategies`, one model each on the same data order and seed (default uniform,linupper)")
+	fs.Var(&c.Compare, "compare", "comma-separated `strategies`, one model each on the same data order and seed (default uniform,linupper,quadratic)")
 	fs.StringVar(&c.Schedule, "schedule", c.Schedule, "temperature schedule: constant (r = r-end), linear, cosine, exponential (r-start -> r-end) or step")
 	fs.Float64Var(&c.RStart, "r-start", c.RStart, "temperature at the start of the schedule")
 	fs.Float64Var(&c.REnd, "r-end", c.REnd, "temperature at the end of the schedule (constant: the temperature)")
@@ -62,6 +66,8 @@ func bind(fs *flag.FlagSet, c *train.Config) {
 	fs.Float64Var(&c.WeightDecay, "weight-decay", c.WeightDecay, "AdamW weight decay")
 	fs.Float64Var(&c.Clip, "clip", c.Clip, "gradient-norm clipping threshold (0: none)")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of the initialisation, split, noise and batch order")
+	fs.Var(&c.Seeds, "seeds", "comma-separated `seeds`: every strategy trained once per seed (paired within a seed), summary with mean, sd and 95% t intervals; default 1,2,3; --seed N alone trains one seed")
+	fs.StringVar(&c.Preset, "preset", c.Preset, "apply a preset first, then the other flags ("+presetNames()+"; see docs/trainer.md)")
 	fs.Float64Var(&c.Noise, "noise", c.Noise, "fraction of training windows replaced by random tokens, in [0, 1)")
 	fs.Float64Var(&c.ValFraction, "val-fraction", c.ValFraction, "fraction of each domain's windows held out for validation")
 	fs.IntVar(&c.ValMax, "val-max", c.ValMax, "validation windows evaluated per domain (0: all)")
@@ -84,7 +90,7 @@ func parse(args []string, stderr io.Writer) (train.Config, []string, error) {
 	bind(fs, &scratch)
 	configFile := fs.String("config", "", "JSON file setting any of these flags (keys with '_' or '-'); flags given win")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: goreweight-train [flags]\n\nTrains a small GPT with dynamic loss-based sample reweighting and compares strategies\n(default: uniform vs linupper on the built-in corpus). Writes everything under --out.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: goreweight-train [flags]\n\nTrains a small GPT with dynamic loss-based sample reweighting and compares strategies\n(default: uniform vs linupper vs quadratic, seeds 1,2,3, on the built-in corpus). Writes everything under --out.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -100,6 +106,13 @@ func parse(args []string, stderr io.Writer) (train.Config, []string, error) {
 	}
 	cfg := train.DefaultConfig()
 	var keys []string
+	// A preset goes first: the file and the other flags override it.
+	if scratch.Preset != "" {
+		var err error
+		if cfg, err = cfg.WithPreset(scratch.Preset); err != nil {
+			return train.Config{}, nil, err
+		}
+	}
 	if *configFile != "" {
 		var err error
 		if cfg, keys, err = train.LoadConfigFile(cfg, *configFile); err != nil {
@@ -120,8 +133,21 @@ func parse(args []string, stderr io.Writer) (train.Config, []string, error) {
 		}
 		keys = append(keys, strings.ReplaceAll(f.Name, "-", "_"))
 	})
+	// --seed without --seeds trains that one seed (the default is several).
+	if slices.Contains(keys, "seed") && !slices.Contains(keys, "seeds") {
+		cfg.Seeds = nil
+	}
 	slices.Sort(keys)
 	return cfg, slices.Compact(keys), err
+}
+
+// presetNames lists the built-in presets for --help.
+func presetNames() string {
+	var names []string
+	for _, p := range train.Presets() {
+		names = append(names, p.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

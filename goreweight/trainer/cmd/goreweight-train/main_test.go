@@ -31,7 +31,7 @@ func corpus(t *testing.T) string {
 func tinyArgs(t *testing.T, out string) []string {
 	return []string{"--data", corpus(t), "--steps", "6", "--batch", "4", "--seq", "16", "--layers", "1",
 		"--heads", "2", "--width", "16", "--eval-every", "3", "--ckpt-every", "3", "--warmup-r", "1",
-		"--threads", "2", "--out", out}
+		"--threads", "2", "--seed", "1", "--out", out}
 }
 
 func TestCompareWritesSummaryAndPlots(t *testing.T) {

@@ -1,0 +1,57 @@
+// The resume policy: which keys a resumed run may change.
+
+package train
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// resumable lists the keys a resumed run may change: they do not change
+// what is computed.
+var resumable = []string{"threads", "ckpt_every", "quiet", "resume", "out"}
+
+// ResumeConfig returns the configuration of the run in dir (its
+// config.json) with the keys given by the caller applied: set is the
+// caller's configuration and keys the keys the caller set explicitly.
+// Threads, CkptEvery and Quiet may change; any other key that differs from
+// the saved run is an error, because the resumed run would no longer equal
+// an uninterrupted one.
+func ResumeConfig(dir string, set Config, keys []string) (Config, error) {
+	b, err := os.ReadFile(configPath(dir))
+	if err != nil {
+		return Config{}, fmt.Errorf("train: resume %s: %w (is it the --out directory of an earlier run?)", dir, err)
+	}
+	saved, _, err := Config{}.ParseJSON(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("train: resume %s: %w", dir, err)
+	}
+	sv, nv := reflect.ValueOf(&saved).Elem(), reflect.ValueOf(set)
+	t := sv.Type()
+	for i := range t.NumField() {
+		name := jsonName(t.Field(i))
+		if !slices.Contains(keys, name) {
+			continue
+		}
+		if slices.Contains(resumable, name) {
+			if name != "resume" && name != "out" {
+				sv.Field(i).Set(nv.Field(i))
+			}
+			continue
+		}
+		if !reflect.DeepEqual(sv.Field(i).Interface(), nv.Field(i).Interface()) {
+			return Config{}, fmt.Errorf("train: resume %s: %s = %v differs from the run's %v; only %s may change when resuming (start a new run with another out directory instead)",
+				dir, name, nv.Field(i).Interface(), sv.Field(i).Interface(), strings.Join(resumable[:3], ", "))
+		}
+	}
+	if slices.Contains(keys, "out") && set.Out != "" && filepath.Clean(set.Out) != filepath.Clean(dir) {
+		return Config{}, fmt.Errorf("train: resume %s: out = %q: a resumed run writes into the directory it resumes; leave out unset", dir, set.Out)
+	}
+	saved.Resume = dir
+	saved.Out = dir
+	return saved, nil
+}

@@ -1,0 +1,121 @@
+// Config validation: each rule once, naming the key.
+
+package train
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/goreweight/goreweight/goreweight"
+	"github.com/goreweight/goreweight/goreweight/trainer/data"
+	"github.com/goreweight/goreweight/goreweight/trainer/gpt"
+)
+
+// maxSeeds bounds the length of Config.Seeds.
+const maxSeeds = 1000
+
+// Validate reports the first problem with the configuration, naming the
+// key, or nil.
+func (c Config) Validate() error {
+	bad := func(key string, v any, want string) error {
+		return fmt.Errorf("train: %s = %v: %s", key, v, want)
+	}
+	if c.Data == "" {
+		return bad("data", `""`, `must be "builtin" or a path`)
+	}
+	if c.Data == data.BuiltinPath && c.DataBytes < 64<<10 {
+		return bad("data_bytes", c.DataBytes, "the built-in corpus needs at least 65536 bytes")
+	}
+	if c.Tokenizer != data.TokenizerByte && c.Tokenizer != data.TokenizerGPT2 {
+		return bad("tokenizer", fmt.Sprintf("%q", c.Tokenizer), `must be "byte" or "gpt2"`)
+	}
+	if c.Strategy != "" && len(c.Compare) > 0 {
+		return fmt.Errorf("train: strategy = %q and compare = %q: give one of them, not both", c.Strategy, c.Compare.String())
+	}
+	seen := map[string]bool{}
+	for _, s := range c.Strategies() {
+		if seen[s] {
+			return bad("compare", fmt.Sprintf("%q", c.Compare.String()), fmt.Sprintf("strategy %q is listed twice", s))
+		}
+		seen[s] = true
+		if _, err := goreweight.Lookup(s); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		if strings.ContainsAny(s, `/\`) || s == "." || s == ".." {
+			return bad("strategy", fmt.Sprintf("%q", s), "cannot name a directory")
+		}
+	}
+	if len(c.Seeds) > maxSeeds {
+		return bad("seeds", c.Seeds.String(), fmt.Sprintf("at most %d seeds", maxSeeds))
+	}
+	for i, s := range c.Seeds {
+		if slices.Contains(c.Seeds[:i], s) {
+			return bad("seeds", fmt.Sprintf("%q", c.Seeds.String()), fmt.Sprintf("seed %d is listed twice", s))
+		}
+	}
+	if c.Preset != "" {
+		if _, err := (Config{}).WithPreset(c.Preset); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+		min int
+	}{
+		{"steps", c.Steps, 1}, {"batch", c.Batch, 1}, {"seq", c.Seq, 1},
+		{"layers", c.Layers, 1}, {"heads", c.Heads, 1}, {"width", c.Width, 1},
+		{"eval_every", c.EvalEvery, 1}, {"ckpt_every", c.CkptEvery, 1}, {"log_every", c.LogEvery, 1},
+		{"warmup_r", c.WarmupR, -1}, {"r_steps", c.RSteps, 0}, {"lr_warmup", c.LRWarmup, 0},
+		{"val_max", c.ValMax, 0}, {"threads", c.Threads, 0},
+	} {
+		if f.v < f.min {
+			return bad(f.key, f.v, fmt.Sprintf("must be at least %d", f.min))
+		}
+	}
+	if c.WarmupR >= c.Steps {
+		return bad("warmup_r", c.WarmupR, fmt.Sprintf("must be less than steps (%d): the schedule needs steps after the uniform warm-up", c.Steps))
+	}
+	if c.Threads > 4096 {
+		return bad("threads", c.Threads, "must be at most 4096")
+	}
+	finite := func(key string, v, lo float64, loIncl bool, want string) error {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < lo || (!loIncl && v == lo) {
+			return bad(key, v, want)
+		}
+		return nil
+	}
+	for _, e := range []error{
+		finite("lr", c.LR, 0, false, "must be a finite number > 0"),
+		finite("lr_min", c.LRMin, 0, true, "must be a finite number >= 0"),
+		finite("weight_decay", c.WeightDecay, 0, true, "must be a finite number >= 0"),
+		finite("clip", c.Clip, 0, true, "must be a finite number >= 0 (0: no clipping)"),
+	} {
+		if e != nil {
+			return e
+		}
+	}
+	if c.LRMin > c.LR {
+		return bad("lr_min", c.LRMin, fmt.Sprintf("must not exceed lr (%v)", c.LR))
+	}
+	if !(c.Noise >= 0 && c.Noise < 1) {
+		return bad("noise", c.Noise, "must be in [0, 1)")
+	}
+	if !(c.ValFraction > 0 && c.ValFraction < 1) {
+		return bad("val_fraction", c.ValFraction, "must be in (0, 1): validation loss needs held-out windows")
+	}
+	if err := (gpt.Config{Vocab: 256, Seq: c.Seq, Layers: c.Layers, Heads: c.Heads, Width: c.Width}).Validate(); err != nil {
+		if c.Width%max(c.Heads, 1) != 0 {
+			return bad("width", c.Width, fmt.Sprintf("must be a multiple of heads (%d)", c.Heads))
+		}
+		return fmt.Errorf("train: model shape: %w", err)
+	}
+	for _, s := range c.Strategies() {
+		if err := c.Reweighting(s).Validate(); err != nil {
+			return fmt.Errorf("train: reweighting for strategy %q: %w (keys schedule, r_start, r_end, r_steps, warmup_r, cap, delta, q)", s, err)
+		}
+	}
+	return nil
+}
