@@ -353,3 +353,80 @@ def test_stats_are_a_flat_dict_of_floats_for_loggers():
     assert {"step", "r", "ess", "max_wm", "domain/0/count"} <= set(st)
     st["r"] = -1.0  # a fresh dict at every read
     assert rw.stats["r"] == 1.0
+
+
+# ---------------------------------------------------------------- the core's fixes, seen from Python (issue 13)
+
+
+def test_huge_domain_ids_cost_nothing_and_are_reported_by_id():
+    # 13.1: ids up to 2**31 - 1 used to size per-domain accumulators by the
+    # largest id (Go's fatal out-of-memory at 2**31 - 1). Stats are per
+    # distinct id; the weights do not depend on the ids at all.
+    x = np.array([1, 2, 3, 4], np.float32)
+    w, st = goreweight.weights(x, "linupper", 1.0, domains=[0, 2**31 - 1, 0, 30_000_000], return_stats=True)
+    close(w, grw_oracle.weights(x, "linupper", 1.0))
+    assert st["domain/2147483647/count"] == 1 and st["domain/0/count"] == 2 and st["domain/30000000/count"] == 1
+    assert not any(k.startswith("domain/1/") for k in st)
+    with pytest.raises((TypeError, ValueError), match="domains"):
+        goreweight.weights(x, domains=[0, 2**31, 0, 1])  # beyond int32: refused, naming the argument
+
+
+@pytest.mark.parametrize("extra", [{}, {"cap": 2.0}, {"strategy": "topk", "q": 0.5}])
+def test_multipliers_without_domains_name_the_argument(extra):
+    # 13.2: was an "internal error" (index out of range) in Go
+    kw = {"strategy": "linupper", "r": 0.5, **extra}
+    x = torch.tensor(X)
+    for call in (
+        lambda: goreweight.weights(x, domain_multipliers=[1.0, 2.0], **kw),
+        lambda: goreweight.reweighted_loss(x, domain_multipliers=[1.0, 2.0], **kw),
+        lambda: goreweight.Reweighter(domain_multipliers=[1.0, 2.0], **kw)(x),
+    ):
+        with pytest.raises(goreweight.GoreweightError, match="domain_multipliers") as e:
+            call()
+        assert not isinstance(e.value, goreweight.InternalError)
+
+
+def test_cap_at_small_r_matches_the_log_space_oracle():
+    # 13.4, the core's half: at r = 0.001 every exponential but the top ones
+    # underflows, yet cap 1.1 is feasible; the core projects in log space.
+    # Expected values: the hand-computed projection of test_weights.py's twin
+    # test (the top 58 at cap/M, the 59th takes the rest).
+    x = np.linspace(2, 4, 64).astype(np.float32)
+    w = goreweight.weights(x, "linupper", 0.001, cap=1.1).astype(np.float64)
+    ws = w[np.argsort(-x.astype(np.float64), kind="stable")]
+    t = 1.1 / 64
+    np.testing.assert_allclose(ws[:58], t, rtol=1e-6)
+    assert ws[58] == pytest.approx(1 - 58 * t, rel=1e-5)
+    assert w.sum() == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(goreweight.weights(x, "linupper", 0.001, cap=1.0), 1 / 64, rtol=1e-6)
+    rw = goreweight.Reweighter("linupper", schedule=schedules.constant(0.001), cap=1.1)
+    rw(torch.from_numpy(x))  # an annealed, capped Reweighter keeps training
+    assert rw.stats["max_wm"] == pytest.approx(1.1, rel=1e-5)
+
+
+def test_extreme_delta_and_r_are_errors_naming_them():
+    # 13.7: delta near 9e307 gave all-NaN weights; r below ~5.6e-309 a
+    # misleading message about domain multipliers
+    x = torch.tensor(X)
+    with pytest.raises(ValueError, match="delta"):
+        goreweight.weights(x, delta=1e308)
+    with pytest.raises(ValueError, match=r"\br\b"):
+        goreweight.weights(x, r=5e-324)
+    w = goreweight.weights(x, delta=1e300, r=1e300)  # the largest accepted: finite, exact
+    assert torch.isfinite(w).all() and float(w.sum()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_load_state_dict_is_as_strict_as_the_constructor():
+    # 13.8: unknown keys (a typo such as "capp" would drop the cap) and delta 0
+    # loaded silently
+    rw = goreweight.Reweighter("linupper", cap=2.0)
+    good = rw.state_dict()
+    typo = {**good, "config": {**good["config"], "capp": 2.0}}
+    with pytest.raises(ValueError, match="capp"):
+        goreweight.Reweighter().load_state_dict(typo)
+    zero = {**good, "config": {**good["config"], "delta": 0.0}}
+    with pytest.raises(ValueError, match="delta"):
+        goreweight.Reweighter().load_state_dict(zero)
+    fresh = goreweight.Reweighter()
+    fresh.load_state_dict(good)
+    assert fresh.state_dict() == good

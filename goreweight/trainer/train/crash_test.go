@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/goreweight/goreweight/goreweight"
 )
 
 // crashChildEnv carries the child's arguments (crashArgs as JSON).
@@ -34,6 +36,7 @@ type crashArgs struct {
 func crashConfig(data, out string) Config {
 	c := DefaultConfig()
 	c.Data, c.Out = data, out
+	c.Compare, c.Seeds = StrategyList{goreweight.Uniform, goreweight.LinUpper}, nil // one seed, the layout without seed-<n>/
 	c.Steps, c.Batch, c.Seq = 24, 8, 16
 	c.Layers, c.Heads, c.Width = 1, 2, 16
 	c.LR, c.LRMin, c.LRWarmup, c.WarmupR, c.REnd = 1e-2, 1e-3, 2, 2, 0.5

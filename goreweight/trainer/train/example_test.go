@@ -32,6 +32,7 @@ func ExampleRun() {
 	cfg := train.DefaultConfig()
 	cfg.Data, cfg.Out = corpus, filepath.Join(dir, "run")
 	cfg.Compare = train.StrategyList{"uniform", "linupper"}
+	cfg.Seeds = nil // one seed (Config.Seed); --seeds would train each strategy once per seed
 	cfg.Steps, cfg.Batch, cfg.Seq = 20, 8, 16
 	cfg.Layers, cfg.Heads, cfg.Width = 1, 2, 16
 	cfg.LR, cfg.LRWarmup, cfg.WarmupR = 1e-2, 2, 2
