@@ -21,6 +21,8 @@ import sys
 import threading
 from typing import Any, Callable, Optional
 
+from . import _blas
+
 __all__ = [
     "EmptyBatchError",
     "GoreweightError",
@@ -299,6 +301,8 @@ def load() -> Any:
                 "(>= 1.26) on PATH, or point GOREWEIGHT_LIB at a library built with "
                 "`go build -buildmode=c-shared -o libgoreweight.so ./capi`."
             )
+        if "GOREWEIGHT_LIB" not in os.environ:
+            _blas.preload()  # the library's BLAS, when the rpath does not reach it
         dll = ctypes.CDLL(path)
         _api = _API(dll, path)
         return _api

@@ -379,7 +379,9 @@ def test_multipliers_without_domains_name_the_argument(extra):
     for call in (
         lambda: goreweight.weights(x, domain_multipliers=[1.0, 2.0], **kw),
         lambda: goreweight.reweighted_loss(x, domain_multipliers=[1.0, 2.0], **kw),
-        lambda: goreweight.Reweighter(domain_multipliers=[1.0, 2.0], **kw)(x),
+        lambda: goreweight.Reweighter(
+            domain_multipliers=[1.0, 2.0], schedule=schedules.constant(0.5), **{k: v for k, v in kw.items() if k != "r"}
+        )(x),
     ):
         with pytest.raises(goreweight.GoreweightError, match="domain_multipliers") as e:
             call()
