@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import datetime
 import os
-import socket
-import time
 import traceback
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import goreweight
+from _dist_util import run_ranks
 
 MICRO = [3, 2, 4, 3]  # uneven micro-batches, G = 4
 RW = dict(strategy="linupper", schedule=0.3)
@@ -158,11 +156,6 @@ def _rank_slices():
     return out, lo
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
     try:
@@ -197,21 +190,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
-    out = tmp_path_factory.mktemp("scopedist")
-    ctx = mp.start_processes(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=False, start_method="spawn")
-    deadline = time.monotonic() + TIMEOUT_S
-    try:
-        while not ctx.join(timeout=1):
-            if time.monotonic() > deadline:
-                pytest.fail(f"the distributed workers did not finish in {TIMEOUT_S}s (a hang)")
-    except mp.ProcessRaisedException as e:
-        errs = "\n".join(p.read_text() for p in out.glob("*.err"))
-        pytest.fail(f"a distributed worker failed:\n{errs or e}")
-    finally:
-        for p in ctx.processes:
-            if p.is_alive():
-                p.kill()
-    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    return run_ranks(_worker, tmp_path_factory.mktemp("scopedist"), WORLD, TIMEOUT_S)
 
 
 def test_ddp_accumulated_gradients_equal_one_big_batch(ranks):
