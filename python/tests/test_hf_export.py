@@ -58,7 +58,7 @@ def _train_and_export(binary: pathlib.Path, tmp: pathlib.Path, tokenizer: str) -
         [str(binary), "--data", str(corpus), "--tokenizer", tokenizer, "--strategy", "linupper",
          "--steps", "6", "--batch", "4", "--seq", "16", "--layers", "2", "--heads", "2", "--width", "16",
          "--lr", "1e-2", "--warmup-r", "1", "--eval-every", "3", "--ckpt-every", "3", "--val-max", "8",
-         "--threads", "1", "--quiet", "--out", str(run)],
+         "--threads", "1", "--seed", "1", "--quiet", "--out", str(run)],
         check=True, stdout=subprocess.DEVNULL,
     )
     subprocess.run([str(binary), "export", str(run), "--hf", str(hf)], check=True, stdout=subprocess.DEVNULL)

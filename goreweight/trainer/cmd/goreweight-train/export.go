@@ -19,13 +19,15 @@ import (
 	"github.com/goreweight/goreweight/goreweight/trainer/train"
 )
 
-const exportUsage = `Usage: goreweight-train export RUN_DIR --hf OUT [--strategy S]
+const exportUsage = `Usage: goreweight-train export RUN_DIR --hf OUT [--strategy S] [--seed N]
 
 Writes the model of a strategy's checkpoint in RUN_DIR as a Hugging Face
 transformers GPT-2 checkpoint in OUT (config.json, model.safetensors, and
 for the byte tokenizer tokenizer.json + tokenizer_config.json), loadable
 with GPT2LMHeadModel.from_pretrained(OUT). RUN_DIR may also be a
-strategy's directory (RUN_DIR/STRATEGY). See docs/trainer.md.
+strategy's directory (RUN_DIR/STRATEGY). A run of several seeds (--seeds)
+holds one model per seed and strategy: choose the seed with --seed (default:
+the run's only one). See docs/trainer.md.
 
 Flags:
 `
@@ -36,6 +38,7 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	hf := fs.String("hf", "", "output `directory` of the Hugging Face checkpoint (required)")
 	strategy := fs.String("strategy", "", "strategy whose model to export (default: the run's only one)")
+	seed := fs.String("seed", "", "seed whose model to export, in a run of several seeds (default: the run's only one)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), exportUsage)
 		fs.PrintDefaults()
@@ -62,7 +65,12 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "goreweight-train export: want one RUN_DIR and --hf OUT (see --help)\n")
 		return 2
 	}
-	path, err := findCheckpoint(pos[0], *strategy)
+	dir, err := seedRunDir(pos[0], *seed)
+	if err != nil {
+		fmt.Fprintf(stderr, "goreweight-train export: %v\n", err)
+		return 1
+	}
+	path, err := findCheckpoint(dir, *strategy)
 	if err != nil {
 		fmt.Fprintf(stderr, "goreweight-train export: %v\n", err)
 		return 1
@@ -82,6 +90,35 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  %s\n", f)
 	}
 	return 0
+}
+
+// seedRunDir returns the directory of one seed's models in the run
+// directory dir: dir/seed-<seed> for a run of several seeds (seed empty: the
+// only one), dir itself for a single-seed run.
+func seedRunDir(dir, seed string) (string, error) {
+	found, _ := filepath.Glob(filepath.Join(dir, "seed-*"))
+	var seeds []string
+	for _, f := range found {
+		if st, err := os.Stat(f); err == nil && st.IsDir() {
+			seeds = append(seeds, strings.TrimPrefix(filepath.Base(f), "seed-"))
+		}
+	}
+	switch {
+	case seed != "":
+		d := filepath.Join(dir, "seed-"+seed)
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			return d, nil
+		}
+		if len(seeds) == 0 {
+			return "", fmt.Errorf("--seed %s: %s is a run of one seed (no seed-<n> directories)", seed, dir)
+		}
+		return "", fmt.Errorf("--seed %s: %s has no seed-%s directory (seeds: %s)", seed, dir, seed, strings.Join(seeds, ", "))
+	case len(seeds) == 1:
+		return filepath.Join(dir, "seed-"+seeds[0]), nil
+	case len(seeds) > 1:
+		return "", fmt.Errorf("%s holds the models of several seeds (%s): choose one with --seed", dir, strings.Join(seeds, ", "))
+	}
+	return dir, nil
 }
 
 // findCheckpoint returns the checkpoint of strategy in dir (a run directory

@@ -229,3 +229,36 @@ func TestLogProbsNormalised(t *testing.T) {
 		}
 	}
 }
+
+// TestSeedRunDir: a run of several seeds needs --seed (named in the error
+// with the seeds there), one seed or a single-seed run needs none.
+func TestSeedRunDir(t *testing.T) {
+	single, multi, one := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, d := range []string{filepath.Join(multi, "seed-1"), filepath.Join(multi, "seed-2"), filepath.Join(one, "seed-7")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		dir, seed, want, errHas string
+	}{
+		{single, "", single, ""},
+		{single, "3", "", "run of one seed"},
+		{one, "", filepath.Join(one, "seed-7"), ""},
+		{multi, "", "", "choose one with --seed"},
+		{multi, "2", filepath.Join(multi, "seed-2"), ""},
+		{multi, "5", "", "seeds: 1, 2"},
+	}
+	for _, c := range cases {
+		got, err := seedRunDir(c.dir, c.seed)
+		if c.errHas != "" {
+			if err == nil || !strings.Contains(err.Error(), c.errHas) {
+				t.Errorf("seedRunDir(%s, %q) = %q, %v; want an error with %q", c.dir, c.seed, got, err, c.errHas)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("seedRunDir(%s, %q) = %q, %v; want %q", c.dir, c.seed, got, err, c.want)
+		}
+	}
+}
