@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -30,11 +31,48 @@ def main() -> None:
     if args and args[0] == "tensorboard":
         raise SystemExit(_posthoc(args[1:]))
     path = _checked_binary()
-    tb = [a for a in args if a in _TB_FLAGS]
-    if tb and not (args and args[0] == "export"):
-        rest = [a for a in args if a not in _TB_FLAGS]
-        raise SystemExit(_run_with_tensorboard(path, rest))
+    if not (args and args[0] == "export"):
+        try:
+            tb, rest = _tensorboard_flag(args)
+        except ValueError as e:
+            sys.stderr.write(f"goreweight-train: {e}\n")
+            raise SystemExit(2)
+        if any(a in ("-h", "--help", "-help") for a in rest):
+            sys.stderr.write(_HELP_NOTE)
+        elif tb:
+            raise SystemExit(_run_with_tensorboard(path, rest))
+        args = rest
     os.execv(path, [path, *args])
+
+
+_HELP_NOTE = (
+    "goreweight-train (the Python console command) also takes:\n"
+    "  --tensorboard\tconvert the metrics into TensorBoard event files under RUN/tensorboard while training\n"
+    "  goreweight-train tensorboard RUN_DIR [--logdir DIR]\tconvert a run after the fact\n\n"
+)
+
+
+def _tensorboard_flag(args: List[str]) -> Tuple[bool, List[str]]:
+    """Whether --tensorboard (or -tensorboard, --tensorboard=BOOL) is in
+    args, and args without it; a bad BOOL is a ValueError."""
+    on, rest = False, []
+    for i, a in enumerate(args):
+        if a == "--":
+            rest += args[i:]
+            break
+        name, eq, value = a.partition("=")
+        if name not in _TB_FLAGS:
+            rest.append(a)
+            continue
+        if not eq:
+            on = True
+        elif value.lower() in ("1", "t", "true"):
+            on = True
+        elif value.lower() in ("0", "f", "false"):
+            on = False
+        else:
+            raise ValueError(f"--tensorboard={value}: not a boolean (true or false)")
+    return on, rest
 
 
 def _checked_binary() -> str:
@@ -117,7 +155,8 @@ def _convert(run_dir: str, quiet: bool) -> None:
 
 def _run_with_tensorboard(path: str, args: List[str]) -> int:
     """Run the trainer as a child with args, converting its metrics into
-    RUN/tensorboard every LIVE_INTERVAL_S seconds (when they changed) and
+    RUN/tensorboard every LIVE_INTERVAL_S seconds (the environment variable
+    GOREWEIGHT_TENSORBOARD_INTERVAL overrides it), when they changed, and
     once at the end; SIGINT, SIGTERM and SIGHUP are forwarded, so Ctrl-C
     still stops after a step with a checkpoint. Returns the child's exit
     status (128 + N when a signal N killed it)."""
@@ -127,8 +166,16 @@ def _run_with_tensorboard(path: str, args: List[str]) -> int:
     except ImportError as e:
         sys.stderr.write(f"goreweight-train: --tensorboard: {e}\n")
         return 2
-    if any(a in ("-h", "--help", "-help") for a in args):
-        os.execv(path, [path, *args])
+    interval = LIVE_INTERVAL_S
+    env = os.environ.get("GOREWEIGHT_TENSORBOARD_INTERVAL")
+    if env:
+        try:
+            interval = float(env)
+        except ValueError:
+            interval = math.nan
+        if not (math.isfinite(interval) and interval > 0):
+            sys.stderr.write(f"goreweight-train: GOREWEIGHT_TENSORBOARD_INTERVAL={env!r}: not a positive number of seconds\n")
+            return 2
     run_dir, args = _run_dir(args)
     quiet = any(a in ("--quiet", "-quiet", "--quiet=true", "-quiet=true") for a in args)
     # The child gets its own process group, so a Ctrl-C at the terminal
@@ -154,7 +201,7 @@ def _run_with_tensorboard(path: str, args: List[str]) -> int:
         state: Tuple[Tuple[str, int, int], ...] = ()
         while True:
             try:
-                rc = child.wait(timeout=LIVE_INTERVAL_S)
+                rc = child.wait(timeout=interval)
                 break
             except subprocess.TimeoutExpired:
                 pass

@@ -121,13 +121,16 @@ def test_interrupt_then_resume_gives_each_step_once(tmp_path: pathlib.Path) -> N
     run = tmp_path / "run"
     args = _tiny(_corpus(tmp_path / "c.txt"), 400, width=64, seq=64)
     child = subprocess.Popen([exe, "--tensorboard", *args, "--out", str(run)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "GOREWEIGHT_TENSORBOARD_INTERVAL": "0.2"})
     try:
         deadline = time.monotonic() + 120
-        while not (run / "uniform" / "checkpoint.zip").exists():
+        # live: events appear while the trainer is still running
+        while not (run / "tensorboard" / "uniform").is_dir():
             assert child.poll() is None, child.stderr.read() if child.stderr else ""
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            assert time.monotonic() < deadline, "no events within 120 s"
             time.sleep(0.05)
+        assert child.poll() is None
         child.send_signal(signal.SIGINT)  # to the wrapper, which forwards it
         _, err = child.communicate(timeout=120)
     finally:
@@ -216,3 +219,24 @@ def test_train_function_option(tmp_path: pathlib.Path) -> None:
     _check(out / "metrics.jsonl", out / "tensorboard")
     with pytest.raises(goreweight.GoreweightError, match="tensorboard"):
         goreweight.train({"tensorboard": "yes"})
+
+
+def test_console_flag_parsing_and_run_directory(tmp_path: pathlib.Path) -> None:
+    from goreweight import _train
+
+    assert _train._tensorboard_flag(["--steps", "3", "--tensorboard"]) == (True, ["--steps", "3"])
+    assert _train._tensorboard_flag(["-tensorboard=false", "--quiet"]) == (False, ["--quiet"])
+    assert _train._tensorboard_flag(["--steps", "3"]) == (False, ["--steps", "3"])
+    with pytest.raises(ValueError, match="not a boolean"):
+        _train._tensorboard_flag(["--tensorboard=maybe"])
+    assert _train._run_dir(["--out", "a", "--steps", "2"]) == ("a", ["--out", "a", "--steps", "2"])
+    assert _train._run_dir(["-resume=b"]) == ("b", ["-resume=b"])
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"steps": 3, "out": "from-file"}))
+    assert _train._run_dir(["--config", str(cfg)])[0] == "from-file"
+    before = time.time()
+    out, args = _train._run_dir(["--steps", "2"])
+    # the trainer's default, runs/<YYYYMMDD-HHMMSS> in local time, made explicit
+    assert args == ["--steps", "2", "--out", out]
+    stamp = time.mktime(time.strptime(os.path.basename(out), "%Y%m%d-%H%M%S"))
+    assert os.path.dirname(out) == "runs" and before - 1 <= stamp <= time.time()
