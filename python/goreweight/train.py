@@ -97,6 +97,12 @@ def train(config: Optional[Mapping[str, Any]] = None, /, **options: Any) -> dict
         full ``config``. Values that are not finite numbers, and the sd and
         interval of a single seed, are ``None``.
 
+    With ``tensorboard=True`` the run's metrics are converted into
+    TensorBoard event files under ``OUT/tensorboard`` once the run has
+    finished (:func:`goreweight.tensorboard.write_events`; it needs the
+    ``tensorboard`` package). For an interrupted run, or live logging, use
+    ``goreweight-train --tensorboard`` or call ``write_events(OUT)``.
+
     Progress is printed on the process's standard error (in Jupyter: the
     server's console) unless ``quiet=True``.
 
@@ -113,6 +119,12 @@ def train(config: Optional[Mapping[str, Any]] = None, /, **options: Any) -> dict
     """
     cfg: dict[str, Any] = dict(config or {})
     cfg.update(options)
+    tensorboard = cfg.pop("tensorboard", False)
+    if not isinstance(tensorboard, bool):
+        raise _lib.GoreweightError(f"goreweight: train option tensorboard must be True or False, not {tensorboard!r}")
+    if tensorboard:
+        from .tensorboard import _summary_writer
+        _summary_writer()  # fail before training when the package is missing
     try:
         payload = json.dumps(cfg, allow_nan=False)
     except (TypeError, ValueError) as e:
@@ -127,4 +139,7 @@ def train(config: Optional[Mapping[str, Any]] = None, /, **options: Any) -> dict
     out = s.out.value
     s.out.value = None
     result: dict[str, Any] = json.loads(_lib.take_string(out))
+    if tensorboard:
+        from .tensorboard import write_events
+        write_events(result["out"])
     return result
