@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from . import _blas
+
 #: Seconds between the live TensorBoard conversions of --tensorboard.
 LIVE_INTERVAL_S = 10.0
 
@@ -245,23 +247,20 @@ def _missing_blas() -> str:
     """Why the binary's BLAS cannot be loaded, or "" when it can (or was not
     linked). The binary finds libscipy_openblas through its rpath,
     ../../scipy_openblas32/lib, the scipy-openblas32 package pip installs
-    next to goreweight; without that package the loader's own message would
-    only name the file."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        with open(os.path.join(here, "_lib", "build.json"), encoding="utf-8") as f:
-            blas = json.load(f).get("blas")
-    except (OSError, ValueError):
+    next to goreweight. When that package sits elsewhere on Python's path (a
+    --system-site-packages venv, --user, --target), its directory is put on
+    the loader's search path for the binary; when it is nowhere, the message
+    says what to install (the loader's own would only name the file)."""
+    if not _blas.built_with_scipy_openblas() or os.path.isdir(_blas.rpath_dir()) and _blas.lib_dir() == _blas.rpath_dir():
         return ""
-    if blas != "scipy" or sys.platform == "win32":
-        return ""
-    lib = os.path.join(os.path.dirname(here), "scipy_openblas32", "lib")
-    name = "libscipy_openblas.dylib" if sys.platform == "darwin" else "libscipy_openblas.so"
-    if os.path.exists(os.path.join(lib, name)):
-        return ""
-    return (f"the trainer was built against the scipy-openblas32 package, and {os.path.join(lib, name)} "
-            "is missing (installed with --no-deps, or into a different directory than goreweight?). "
-            "Install it next to goreweight: pip install scipy-openblas32")
+    d = _blas.lib_dir()
+    if d is None:
+        return (f"the trainer was built against the scipy-openblas32 package, and libscipy_openblas is "
+                f"neither in {_blas.rpath_dir()} nor in an importable scipy_openblas32 package "
+                "(installed with --no-deps?). Install it next to goreweight: pip install scipy-openblas32")
+    var = "DYLD_LIBRARY_PATH" if sys.platform == "darwin" else "LD_LIBRARY_PATH"
+    os.environ[var] = d + (os.pathsep + os.environ[var] if os.environ.get(var) else "")
+    return ""
 
 
 if __name__ == "__main__":
