@@ -3,10 +3,13 @@ worker on every rank with a hang guard, collecting each rank's saved result."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pathlib
 import socket
 import time
-from typing import Any, Callable
+import traceback
+from typing import Any, Callable, Iterator
 
 import pytest
 import torch
@@ -18,6 +21,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def reporting_errors(out_dir: str, rank: int) -> Iterator[None]:
+    """Wrap a worker's body: an exception is written to out_dir/rank<r>.err
+    (its traceback, which run_ranks shows in the failure) and re-raised."""
+    try:
+        yield
+    except BaseException:
+        with open(os.path.join(out_dir, f"rank{rank}.err"), "w") as f:
+            f.write(traceback.format_exc())
+        raise
 
 
 def run_ranks(worker: Callable[..., None], out: pathlib.Path, world: int, timeout_s: float) -> list[Any]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import datetime
 import os
-import traceback
 
 import pytest
 import torch
 import torch.distributed as dist
 
 import goreweight
-from _dist_util import run_ranks
+from _dist_util import reporting_errors, run_ranks
 
 WORLD = 2
 TIMEOUT_S = 180
@@ -47,7 +46,7 @@ SCENARIOS = {
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    try:
+    with reporting_errors(out_dir, rank):
         dist.init_process_group(
             "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD,
             timeout=datetime.timedelta(seconds=60),
@@ -104,10 +103,6 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         results["errors"] = errs
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
         dist.destroy_process_group()
-    except BaseException:
-        with open(os.path.join(out_dir, f"rank{rank}.err"), "w") as f:
-            f.write(traceback.format_exc())
-        raise
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import datetime
 import os
-import traceback
 
 import pytest
 import torch
 import torch.distributed as dist
 
 import goreweight
-from _dist_util import run_ranks
+from _dist_util import reporting_errors, run_ranks
 
 MICRO = [3, 2, 4, 3]  # uneven micro-batches, G = 4
 RW = dict(strategy="linupper", schedule=0.3)
@@ -158,7 +157,7 @@ def _rank_slices():
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    try:
+    with reporting_errors(out_dir, rank):
         dist.init_process_group(
             "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD,
             timeout=datetime.timedelta(seconds=60),
@@ -182,10 +181,6 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         res = {"grads": [p.grad.clone() for p in model.parameters()], "stats": rw.stats, "step": rw.step}
         torch.save(res, os.path.join(out_dir, f"rank{rank}.pt"))
         dist.destroy_process_group()
-    except BaseException:
-        with open(os.path.join(out_dir, f"rank{rank}.err"), "w") as f:
-            f.write(traceback.format_exc())
-        raise
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import traceback
 
 import grw_oracle
 import numpy as np
@@ -16,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 import goreweight
-from _dist_util import run_ranks
+from _dist_util import reporting_errors, run_ranks
 
 CONFIGS = [
     dict(strategy="linupper", r=0.5),
@@ -292,7 +291,7 @@ def _rank_data(rank: int):
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    try:
+    with reporting_errors(out_dir, rank):
         dist.init_process_group(
             "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD,
             timeout=datetime.timedelta(seconds=60),
@@ -323,10 +322,6 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         res["errors"] = errs
         torch.save(res, os.path.join(out_dir, f"rank{rank}.pt"))
         dist.destroy_process_group()
-    except BaseException:
-        with open(os.path.join(out_dir, f"rank{rank}.err"), "w") as f:
-            f.write(traceback.format_exc())
-        raise
 
 
 @pytest.fixture(scope="module")
