@@ -5,16 +5,18 @@ One command runs five comparisons with ``goreweight-train`` (every one with
 several seeds, each strategy paired with uniform on the same seed) and writes
 a Markdown report with plots::
 
-    python benchmarks/study.py --scale tiny           # minutes
-    python benchmarks/study.py --scale small          # the README's default model, a few hours on 2 cores
-    python benchmarks/study.py --scale full           # ~1 hour per grid with the fast BLAS backend
+    python benchmarks/study.py --scale tiny           # ~25 minutes on 2 cores, pure-Go backend
+    python benchmarks/study.py --scale small          # the README's default model, ~15 minutes with scipy-openblas
+    python benchmarks/study.py --scale medium         # 0.8M parameters, ~1 hour on 2 quiet cores with scipy-openblas
+    python benchmarks/study.py --scale full           # sized (not run) for ~1 hour per part
 
 The parts (``--parts a,b,c,d,e`` picks some):
 
   a. uniform vs linupper vs quadratic vs extremes (the continuous anneal r 100 -> 1);
   b. linupper at a fixed r in {0.2, 0.4, 0.6, 0.8, 1.0, 100} after the uniform warm-up;
   c. the strategies with 20% of the training windows replaced by random tokens (--noise 0.2);
-  d. linupper with batch M = 16 against M = 64 (min-max normalisation over a small batch is noisy);
+  d. linupper with batch M = 16 against M = 64 (min-max normalisation over a small batch is noisy),
+     at the same number of training tokens (a quarter of the steps) and at the same number of steps;
   e. max w·M of each strategy and r against 2 (Theorem 1) and the worst case, and extremes at
      r = 0.4 with and without the cap 2/M that enforces it.
 
@@ -41,13 +43,17 @@ from typing import Any, Dict, List, Optional, Tuple
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Model, data and seeds per scale. tiny runs the whole study in about 20 minutes on 2 shared
-# cores with the pure-Go backend; small is the README's default model; full is sized (not
-# measured) for about an hour per grid of part (a) with the fast BLAS backend.
+# cores with the pure-Go backend; small is the README's default model; medium is the largest
+# model whose whole grid (every part, 3 seeds, about 100 models) trains in about an hour on 2
+# quiet cores with scipy-openblas (one model: ~37 s); full is sized, not measured, for about
+# an hour per part.
 SCALES: Dict[str, Dict[str, Any]] = {
     "tiny": {"layers": 1, "heads": 2, "width": 32, "seq": 32, "batch": 16, "steps": 400, "seeds": [1, 2, 3, 4, 5],
              "val_max": 64, "eval_every": 50},
     "small": {"layers": 2, "heads": 4, "width": 64, "seq": 64, "batch": 16, "steps": 600, "seeds": [1, 2, 3],
               "val_max": 128, "eval_every": 100},
+    "medium": {"layers": 4, "heads": 4, "width": 128, "seq": 64, "batch": 16, "steps": 600, "seeds": [1, 2, 3],
+               "val_max": 128, "eval_every": 100},
     "full": {"layers": 4, "heads": 4, "width": 128, "seq": 128, "batch": 16, "steps": 2000, "seeds": [1, 2, 3, 4, 5],
              "val_max": 128, "eval_every": 100},
 }
@@ -56,14 +62,21 @@ STRATEGIES = "uniform,linupper,quadratic,extremes"
 FIXED_R = [0.2, 0.4, 0.6, 0.8, 1.0, 100.0]
 
 
-def parts() -> Dict[str, Tuple[str, List[Tuple[str, List[str]]]]]:
-    """Each part: a title and its variants (directory name, extra flags)."""
+# A variant whose flags are a string "=VARIANT:S1,S2" reuses VARIANT's runs (same flags, a
+# subset of its strategies) instead of training them again.
+Variant = Tuple[str, Any]
+
+
+def parts(steps: int = 400) -> Dict[str, Tuple[str, List[Variant]]]:
+    """Each part: a title and its variants (directory name, extra flags or a reuse)."""
     return {
         "a": ("strategies (r linear 100 -> 1)", [("strategies", ["--compare", STRATEGIES])]),
         "b": ("linupper at a fixed r", [(f"fixed-r{r:g}", ["--compare", "uniform,linupper", "--schedule", "constant",
                                                            "--r-end", f"{r:g}"]) for r in FIXED_R]),
         "c": ("20% corrupted training windows", [("noise0.2", ["--compare", STRATEGIES, "--noise", "0.2"])]),
-        "d": ("batch size", [("batch16", ["--compare", "uniform,linupper", "--batch", "16"]),
+        "d": ("batch size", [("batch16", "=strategies:uniform,linupper"),
+                             ("batch64-same-tokens", ["--compare", "uniform,linupper", "--batch", "64",
+                                                      "--steps", str(max(1, steps // 4))]),
                              ("batch64", ["--compare", "uniform,linupper", "--batch", "64"])]),
         "e": ("the cap: extremes at r = 0.4", [("extremes-r0.4", ["--compare", "uniform,extremes", "--schedule", "constant",
                                                                    "--r-end", "0.4"]),
@@ -128,6 +141,15 @@ def run_variant(exe: str, d: str, flags: List[str], log: Any) -> Optional[Dict[s
         return json.load(f)
 
 
+def subset(s: Dict[str, Any], names: List[str], src: str) -> Dict[str, Any]:
+    """Summary s restricted to the strategies names (the runs are the same models)."""
+    out = dict(s)
+    out["strategies"] = {n: a for n, a in s["strategies"].items() if n in names}
+    out["runs"] = [r for r in s.get("runs", []) if r.get("strategy") in names]
+    out["reused_from"] = src
+    return out
+
+
 # ---- the report ---------------------------------------------------------------------------
 
 
@@ -168,7 +190,7 @@ def worst_wm(strategy: str, m: int, r: float, delta: float = 1.0) -> Optional[fl
 
 def sum_wall(results: Dict[str, Dict[str, Any]]) -> float:
     """Wall seconds of every model of every variant, over all its sessions."""
-    return sum(float(r.get("wall_s") or 0) for s in results.values() for r in s["runs"])
+    return sum(float(r.get("wall_s") or 0) for s in results.values() if "reused_from" not in s for r in s["runs"])
 
 
 def table(s: Dict[str, Any], label: str = "") -> str:
@@ -277,7 +299,7 @@ def report(args: argparse.Namespace, scale: Dict[str, Any], seeds: List[int], re
         toks = c["steps"] * c["batch"] * c["seq"]
         out += [f"- model: GPT, {c['layers']} layers, {c['heads']} heads, width {c['width']}, context {c['seq']}: "
                 f"{any_s['params']:,} parameters; batch {c['batch']}, {c['steps']} steps = {toks:,} training tokens "
-                f"per model (part d's batch 64: 4x that)",
+                f"per model (part d's batch 64: the same tokens in a quarter of the steps, and 4x the tokens in as many steps)",
                 f"- data: {any_s['data']}",
                 f"- seeds {','.join(map(str, seeds))} ({len(seeds)}); within a seed every strategy shares "
                 "initialisation, split, noise and batch order, so each Δ is a paired difference to uniform; "
@@ -290,7 +312,7 @@ def report(args: argparse.Namespace, scale: Dict[str, Any], seeds: List[int], re
             "", "Verdicts are mechanical: *helped* / *hurt* when the 95% interval of the mean paired Δ lies below / "
             "above 0, else *no detectable difference*. Δ < 0 is better than uniform.", ""]
 
-    P = parts()
+    P = parts(scale["steps"])
     for key in sorted(args.parts):
         title, variants = P[key]
         got = [(v, results[v]) for v, _ in variants if v in results]
@@ -298,6 +320,8 @@ def report(args: argparse.Namespace, scale: Dict[str, Any], seeds: List[int], re
             continue
         out += [f"### ({key}) {title}", ""]
         for v, s in got:
+            if "reused_from" in s:
+                out += [f"`{v}` is the same models as `{s['reused_from']}` (identical flags), not trained again.", ""]
             out += [table(s, v), "", f"Per domain ({v}), Δ mean [95% CI]:", "", domain_table(s), "",
                     f"- {v}: {noise_line(s)}", ""]
         if key == "b":
@@ -365,6 +389,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.steps:
         scale["steps"] = args.steps
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()] or scale["seeds"]
+    P = parts(scale["steps"])
     args.out = args.out or os.path.join("runs", f"study-{args.scale}")
     args.report = args.report or os.path.join(args.out, "STUDY.md")
     args.assets = args.assets or f"study-{args.scale}"
@@ -382,6 +407,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         for key in args.parts:
             for v, extra in P[key][1]:
                 if v in results:
+                    continue
+                if isinstance(extra, str):  # reuse another variant's runs
+                    src, names = extra[1:].split(":")
+                    if src not in results:
+                        s = run_variant(exe, os.path.join(args.out, src), flags, sys.stderr)
+                        if s is not None:
+                            results[src] = s
+                    if src in results:
+                        results[v] = subset(results[src], names.split(","), src)
+                    else:
+                        missing.append(v)
                     continue
                 d = os.path.join(args.out, v)
                 done = os.path.exists(os.path.join(d, "summary.json"))
