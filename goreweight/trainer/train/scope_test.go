@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -402,4 +403,64 @@ func TestGlobalScopeG1IsMicro(t *testing.T) {
 		}
 	}
 	compareRuns(t, readRun(t, a), readRun(t, b))
+}
+
+// TestReferenceChecks: a reference of another tokenizer or vocabulary is
+// refused naming the mismatch, and a resumed run refuses a reference
+// checkpoint that changed since the run started.
+func TestReferenceChecks(t *testing.T) {
+	rc := tinyConfig(t)
+	rc.Strategy, rc.Compare, rc.Steps = goreweight.Uniform, nil, 3
+	if _, err := Run(context.Background(), rc, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	c := tinyConfig(t)
+	c.Reference = rc.Out
+	for _, tc := range []struct {
+		tokenizer string
+		vocab     int
+		want      string
+	}{
+		{"gpt2", 50257, `its tokenizer is "byte", this run's is "gpt2"`},
+		{"byte", 300, `its vocabulary has 256 tokens, this run's tokenizer "byte" has 300`},
+	} {
+		cc := c
+		cc.Tokenizer = tc.tokenizer
+		_, err := loadReference(cc, tc.vocab)
+		var oe *goreweight.OptionError
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &oe) || oe.Key != "reference" {
+			t.Errorf("loadReference(tokenizer %s, vocab %d) = %v, want an OptionError for reference containing %q", tc.tokenizer, tc.vocab, err, tc.want)
+		}
+	}
+	ref, err := loadReference(c, 256)
+	if err != nil || ref.info.Strategy != goreweight.Uniform || ref.info.Step != 3 {
+		t.Fatalf("loadReference = %+v, %v", ref, err)
+	}
+
+	// Interrupt a run with the reference, change the reference, resume.
+	c.Compare, c.Steps = StrategyList{goreweight.LinUpper}, 8
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := Run(ctx, c, Options{OnStep: func(_ string, step int) {
+		if step == 2 {
+			cancel()
+		}
+	}}); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("Run = %v, want ErrInterrupted", err)
+	}
+	rc2 := rc
+	rc2.Out, rc2.Seed = filepath.Join(t.TempDir(), "other"), 9
+	if _, err := Run(context.Background(), rc2, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(CheckpointPath(rc2.Out, goreweight.Uniform))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(CheckpointPath(rc.Out, goreweight.Uniform), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), Config{Resume: c.Out, Quiet: true}, Options{})
+	if !errors.Is(err, errReferenceChanged) {
+		t.Fatalf("resume with a changed reference: %v, want errReferenceChanged", err)
+	}
 }
