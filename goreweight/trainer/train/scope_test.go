@@ -17,7 +17,7 @@ import (
 // scopeTrainer returns the trainer of strategy for c at optimiser step
 // step (past the uniform warm-up of tinyConfig), with ref as its
 // reference model.
-func scopeTrainer(t *testing.T, c Config, strategy string, ref *reference, step int) *trainer {
+func scopeTrainer(t testing.TB, c Config, strategy string, ref *reference, step int) *trainer {
 	t.Helper()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func scopeTrainer(t *testing.T, c Config, strategy string, ref *reference, step 
 
 // testReference is a reference model of another shape than tinyConfig's
 // (2 layers, width 24, context 32), randomly initialised.
-func testReference(t *testing.T, seed uint64) *reference {
+func testReference(t testing.TB, seed uint64) *reference {
 	t.Helper()
 	m, err := gpt.New(gpt.Config{Vocab: 256, Seq: 32, Layers: 2, Heads: 3, Width: 24}, seed)
 	if err != nil {
