@@ -15,7 +15,7 @@ import pytest
 import goreweight
 
 TINY = {"steps": 2, "layers": 1, "width": 16, "heads": 2, "seq": 16, "batch": 2,
-        "data_bytes": 100_000, "eval_every": 1, "val_max": 2, "warmup_r": 0, "threads": 1, "quiet": True}
+        "data_bytes": 100_000, "eval_every": 1, "val_max": 2, "warmup_r": 0, "threads": 1, "quiet": True, "seed": 1}
 
 
 def test_accum_global_token_reference(tmp_path) -> None:
