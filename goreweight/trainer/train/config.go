@@ -64,7 +64,8 @@ type Config struct {
 
 	// Steps is the number of optimiser steps per strategy.
 	Steps int `json:"steps"`
-	// Batch is the number of sequences per step, M.
+	// Batch is the number of sequences per step, M; with Accum > 1, per
+	// micro-batch (an optimiser step then has Accum·Batch sequences).
 	Batch int `json:"batch"`
 	// Accum is the number of micro-batches of Batch sequences accumulated
 	// into one optimiser step (gradient accumulation); Steps counts
