@@ -204,16 +204,23 @@ func TestMicroScopeWeights(t *testing.T) {
 	}
 }
 
-// TestTokenWeightsWithReference: the token-level weights of a global-scope
+// TestExcessLossWeights: the token-level weights of a global-scope
 // step with a reference model are exactly the core's weights of the
 // per-token excess losses (the model's token losses minus the reference's,
 // computed here from the gpt package directly), the loss statistics are
 // those of the real losses, and each sequence's logged weight is the sum
-// of its token weights.
-func TestTokenWeightsWithReference(t *testing.T) {
+// of its token weights. Likewise per sequence.
+func TestExcessLossWeights(t *testing.T) {
+	for _, gran := range []string{GranularityToken, GranularitySequence} {
+		t.Run(gran, func(t *testing.T) { testWeightsWithReference(t, gran) })
+	}
+}
+
+func testWeightsWithReference(t *testing.T, gran string) {
 	const G, m, step = 2, 3, 10
 	c := tinyConfig(t)
-	c.Accum, c.Batch, c.Scope, c.Granularity = G, m, ScopeGlobal, GranularityToken
+	c.Accum, c.Batch, c.Scope, c.Granularity = G, m, ScopeGlobal, gran
+	tok := gran == GranularityToken
 	ref := testReference(t, 5)
 	tr := scopeTrainer(t, c, goreweight.Quadratic, ref, step)
 	probe := scopeTrainer(t, c, goreweight.Quadratic, nil, step)
@@ -226,18 +233,23 @@ func TestTokenWeightsWithReference(t *testing.T) {
 	T := c.Seq
 	for range G {
 		b := probe.st.it.Next(m)
-		l, err := probe.st.model.EvaluateTokens(b.Tokens, b.Targets, m, T)
+		eval, per := probe.st.model.Evaluate, 1
+		refEval := ref.model.Evaluate
+		if tok {
+			eval, per, refEval = probe.st.model.EvaluateTokens, T, ref.model.EvaluateTokens
+		}
+		l, err := eval(b.Tokens, b.Targets, m, T)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := ref.model.EvaluateTokens(b.Tokens, b.Targets, m, T)
+		r, err := refEval(b.Tokens, b.Targets, m, T)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := range l {
 			loss = append(loss, l[i])
 			excess = append(excess, l[i]-r[i])
-			doms = append(doms, b.Domains[i/T])
+			doms = append(doms, b.Domains[i/per])
 		}
 	}
 	rw, err := goreweight.New(c.Reweighting(goreweight.Quadratic))
@@ -254,7 +266,7 @@ func TestTokenWeightsWithReference(t *testing.T) {
 	}
 	st := *stp // the next call overwrites the reweighter's stats
 	if !slices.Equal(so.entryWeights, want) {
-		t.Fatalf("token weights differ from the core's weights of the excess losses (relative %.3g)", relDiff(so.entryWeights, want))
+		t.Fatalf("weights differ from the core's weights of the excess losses (relative %.3g)", relDiff(so.entryWeights, want))
 	}
 	// The weights differ from those of the plain losses: the reference matters.
 	plain := make([]float32, len(loss))
@@ -280,6 +292,9 @@ func TestTokenWeightsWithReference(t *testing.T) {
 	}
 	if math.Abs(so.stats.MaxWM-st.MaxWM) > 1e-6*st.MaxWM || math.Abs(so.stats.ESS-st.ESS) > 1e-6*st.ESS || math.Abs(so.stats.Entropy-st.Entropy) > 1e-6 {
 		t.Errorf("stats: max w·M %v, ESS %v, entropy %v; the core's: %v, %v, %v", so.stats.MaxWM, so.stats.ESS, so.stats.Entropy, st.MaxWM, st.ESS, st.Entropy)
+	}
+	if !tok {
+		return
 	}
 	for i := range G * m {
 		var s float64
