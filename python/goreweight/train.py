@@ -15,7 +15,11 @@ The keys are those of the command's flags, with ``_`` (or ``-``):
 ``r_start``, ``r_end``, ``r_steps``, ``warmup_r``, ``cap``, ``steps``,
 ``batch``, ``seq``, ``layers``, ``heads``, ``width``, ``lr``, ``seed``,
 ``seeds``, ``preset``, ``out``, ``resume``, ``noise``, ``eval_every``,
-``ckpt_every``, ``threads``, ``quiet`` and more (see docs/trainer.md); keys
+``ckpt_every``, ``threads``, ``quiet``, ``accum`` (micro-batches per
+optimiser step), ``scope`` (``"micro"`` or ``"global"``: weights of each
+micro-batch or of the whole accumulated step), ``granularity``
+(``"sequence"`` or ``"token"``), ``reference`` (a run directory whose model
+scores the excess loss) and more (see docs/trainer.md); keys
 left out take the command's defaults, so ``goreweight.train()`` runs the
 default comparison (uniform vs linupper vs quadratic, seeds 1, 2, 3) on the
 built-in corpus (under 10 minutes on two cores). ``seed`` without ``seeds``

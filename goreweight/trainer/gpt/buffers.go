@@ -48,6 +48,21 @@ func (a *acts) sequenceLosses() []float32 {
 	return out
 }
 
+// tokenLosses returns the per-token losses as a new B×T slice, NaN where the
+// target is ignored.
+func (a *acts) tokenLosses() []float32 {
+	out := make([]float32, a.B*a.T)
+	nan := float32(math.NaN())
+	for i, tg := range a.targets {
+		if tg < 0 {
+			out[i] = nan
+		} else {
+			out[i] = a.tokLoss[i]
+		}
+	}
+	return out
+}
+
 // carver hands out consecutive windows of a slab; with slab nil it only counts.
 type carver struct {
 	slab []float32

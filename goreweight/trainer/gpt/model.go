@@ -12,7 +12,9 @@
 // each of the B sequences, and Backward takes one constant weight per sequence
 // and accumulates the gradient of the weighted sum. That is what loss-based
 // sample reweighting needs: the weights are computed from the losses between
-// the two calls.
+// the two calls. For token-level weighting, TokenLosses (or EvaluateTokens)
+// gives the per-token cross-entropies and BackwardTokens takes one weight per
+// target token.
 //
 // A Model is not safe for concurrent use. Its buffers are sized by the
 // largest (B, T) seen and reused, so steady-state steps do not allocate
@@ -286,7 +288,7 @@ func (m *Model) Backward(weights []float32) error {
 		return errors.New("gpt: Backward needs a successful Forward first")
 	}
 	a, cfg := &m.train, m.cfg
-	B, T, N, V := a.B, a.T, a.B*a.T, cfg.Vocab
+	B, T := a.B, a.T
 	if len(weights) != B {
 		return fmt.Errorf("gpt: len(weights) = %d, want the batch size %d of the latest Forward", len(weights), B)
 	}
@@ -300,9 +302,6 @@ func (m *Model) Backward(weights []float32) error {
 	}
 	g := &m.grads
 	g.ensure(cfg, B, T)
-	nn.Zero(g.dlogits)
-	nn.Zero(g.dlnf)
-	nn.Zero(g.dres)
 	// dL/dtokLoss[b,t] = weights[b] / count[b] for each non-ignored target.
 	for b, w := range weights {
 		for t := 0; t < T; t++ {
@@ -313,6 +312,74 @@ func (m *Model) Backward(weights []float32) error {
 			g.dtokLoss[b*T+t] = d
 		}
 	}
+	m.backward()
+	return nil
+}
+
+// TokenLosses returns the per-token losses of the latest Forward as a new
+// B×T row-major slice: the cross-entropy (in nats) of each target, NaN where
+// the target is ignored (-1). The mean of row b's non-NaN entries is
+// Forward's losses[b].
+func (m *Model) TokenLosses() ([]float32, error) {
+	if !m.ready {
+		return nil, errors.New("gpt: TokenLosses needs a successful Forward first")
+	}
+	return m.train.tokenLosses(), nil
+}
+
+// EvaluateTokens is Evaluate returning per-token losses (see TokenLosses):
+// no activations are kept for Backward, and the losses are bitwise equal to
+// those TokenLosses gives after a Forward of the same batch.
+func (m *Model) EvaluateTokens(tokens, targets []int32, B, T int) ([]float32, error) {
+	if err := m.checkBatch(tokens, targets, B, T); err != nil {
+		return nil, err
+	}
+	if err := m.eval.ensure(m.cfg, B, T, 1); err != nil {
+		return nil, err
+	}
+	m.forward(&m.eval, tokens, targets)
+	return m.eval.tokenLosses(), nil
+}
+
+// BackwardTokens back-propagates L = Σ_{b,t} weights[b·T+t]·l[b,t], the
+// per-token losses of TokenLosses, through the latest Forward and ADDS dL/dθ
+// to every parameter's Grad. The weights are constants, one per target
+// token (B×T row-major, the latest Forward's shape); an ignored target must
+// have weight 0, and every weight must be finite. With weights[b·T+t] =
+// w_b/count_b on the non-ignored targets it is Backward(w).
+func (m *Model) BackwardTokens(weights []float32) error {
+	if !m.ready {
+		return errors.New("gpt: BackwardTokens needs a successful Forward first")
+	}
+	a, cfg := &m.train, m.cfg
+	B, T := a.B, a.T
+	if len(weights) != B*T {
+		return fmt.Errorf("gpt: len(weights) = %d, want B*T = %d*%d = %d of the latest Forward", len(weights), B, T, B*T)
+	}
+	for i, w := range weights {
+		if math.IsNaN(float64(w)) || math.IsInf(float64(w), 0) {
+			return fmt.Errorf("gpt: weights[%d] = %g (sequence %d, position %d) is not finite", i, w, i/T, i%T)
+		}
+		if w != 0 && a.targets[i] < 0 {
+			return fmt.Errorf("gpt: weights[%d] = %g but the target of sequence %d, position %d is ignored; give it weight 0", i, w, i/T, i%T)
+		}
+	}
+	g := &m.grads
+	g.ensure(cfg, B, T)
+	copy(g.dtokLoss, weights)
+	m.backward()
+	return nil
+}
+
+// backward back-propagates g.dtokLoss, dL/d(per-token loss), through the
+// latest Forward and adds dL/dθ to the parameters' gradients.
+func (m *Model) backward() {
+	a, cfg := &m.train, m.cfg
+	B, T, N, V := a.B, a.T, a.B*a.T, cfg.Vocab
+	g := &m.grads
+	nn.Zero(g.dlogits)
+	nn.Zero(g.dlnf)
+	nn.Zero(g.dres)
 	m.ce.Backward(g.dlogits, g.dtokLoss, a.probs, a.targets, V)
 	m.head.Backward(g.dlnf, g.dlogits, a.lnf, N)
 	m.lnf.Backward(g.dres, g.dlnf, a.layer(cfg.Layers-1).res3, a.lnfMean, a.lnfRstd, N)
@@ -338,5 +405,4 @@ func (m *Model) Backward(weights []float32) error {
 		g.dres, g.dx = g.dx, g.dres
 	}
 	m.emb.Backward(g.dres, a.tokens, B, T)
-	return nil
 }

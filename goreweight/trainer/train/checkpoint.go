@@ -66,6 +66,9 @@ type checkpointMeta struct {
 	// numbers of its own: the initialisation, split, noise and batch order
 	// are pure functions of the seed and the iterator position.
 	RNG rngState `json:"rng"`
+	// Reference describes the reference model of the run, if any; a
+	// resumed run checks that it did not change.
+	Reference *ReferenceInfo `json:"reference,omitempty"`
 	// TrainS is the training time so far (for tokens/s), WallS the wall
 	// time of the strategy's run so far, over all sessions.
 	TrainS float64 `json:"train_s"`

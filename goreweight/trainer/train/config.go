@@ -64,8 +64,30 @@ type Config struct {
 
 	// Steps is the number of optimiser steps per strategy.
 	Steps int `json:"steps"`
-	// Batch is the number of sequences per step, M.
+	// Batch is the number of sequences per step, M; with Accum > 1, per
+	// micro-batch (an optimiser step then has Accum·Batch sequences).
 	Batch int `json:"batch"`
+	// Accum is the number of micro-batches of Batch sequences accumulated
+	// into one optimiser step (gradient accumulation); Steps counts
+	// optimiser steps and r advances once per optimiser step. 1: none.
+	Accum int `json:"accum"`
+	// Scope is where the weights are computed under accumulation: "micro"
+	// (the default) weights each micro-batch on its own, its weighted loss
+	// scaled by 1/Accum; "global" weights all Accum·Batch sequences of the
+	// optimiser step at once (exact: a first forward pass without
+	// gradients gives the losses, then each micro-batch's forward and
+	// backward uses its slice of the weights). See docs/trainer.md.
+	Scope string `json:"scope"`
+	// Granularity is "sequence" (the default: one weight per sequence, from
+	// its mean token loss) or "token" (one weight per target token, from
+	// its cross-entropy; the loss is Σ_ij w_ij·l_ij).
+	Granularity string `json:"granularity"`
+	// Reference, when set, is a goreweight-train run directory, strategy
+	// directory or checkpoint file whose model (any size; same tokenizer,
+	// context >= Seq) scores every batch without gradients: the weights
+	// are computed on the excess loss, loss - reference loss (RHO-LOSS),
+	// per sequence or per token; the training loss stays Σ w·loss.
+	Reference string `json:"reference,omitempty"`
 	// Seq is the sequence length T (the model's context).
 	Seq int `json:"seq"`
 	// Layers, Heads and Width are the GPT's shape; Width must be a multiple
@@ -150,6 +172,9 @@ func DefaultConfig() Config {
 		Delta:       1,
 		Steps:       600,
 		Batch:       16,
+		Accum:       1,
+		Scope:       ScopeMicro,
+		Granularity: GranularitySequence,
 		Seq:         64,
 		Layers:      2,
 		Heads:       4,
@@ -168,6 +193,14 @@ func DefaultConfig() Config {
 		LogEvery:    1,
 	}
 }
+
+// The values of Config.Scope and Config.Granularity.
+const (
+	ScopeMicro          = "micro"
+	ScopeGlobal         = "global"
+	GranularitySequence = "sequence"
+	GranularityToken    = "token"
+)
 
 // DefaultCompare is the comparison run when neither Strategy nor Compare
 // is given.

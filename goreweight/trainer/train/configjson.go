@@ -31,7 +31,8 @@ func jsonName(f reflect.StructField) string {
 }
 
 // ParseJSON applies the keys of a JSON object to c and returns the result
-// and the keys the object set (normalised). Keys may use '-' or '_'
+// and the keys the object set (normalised). Errors about a key unwrap to a
+// *goreweight.OptionError naming it. Keys may use '-' or '_'
 // ("r-start" is "r_start"); a "preset" is applied before the other keys
 // (see Config.WithPreset); an unknown key, a duplicate or a value of the
 // wrong type is an error naming it. The result is not validated.
@@ -56,7 +57,7 @@ func (c Config) ParseJSON(b []byte) (Config, []string, error) {
 			return c, nil, fmt.Errorf("train: config sets %q twice (keys may use '-' or '_')", n)
 		}
 		if !slices.Contains(known, n) {
-			return c, nil, fmt.Errorf("train: unknown config key %q (known: %s)", k, strings.Join(known, ", "))
+			return c, nil, keyError(n, fmt.Sprintf("train: unknown config key %q (known: %s)", k, strings.Join(known, ", ")), nil)
 		}
 		norm[n] = v
 		keys = append(keys, n)
@@ -93,7 +94,7 @@ func (c Config) ParseJSON(b []byte) (Config, []string, error) {
 		d := json.NewDecoder(bytes.NewReader(r))
 		d.DisallowUnknownFields()
 		if err := d.Decode(f); err != nil {
-			return c, nil, fmt.Errorf("train: config key %q: %s: %w", name, r, err)
+			return c, nil, keyError(name, fmt.Sprintf("train: config key %q: %s: %v", name, r, err), err)
 		}
 	}
 	return c, keys, nil

@@ -3,9 +3,11 @@
 package train
 
 import (
+	"archive/zip"
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -29,6 +31,21 @@ type crashArgs struct {
 	// PauseInCheckpoint makes every checkpoint write print "checkpoint" and
 	// pause halfway, so that the parent can kill it there.
 	PauseInCheckpoint bool `json:"pause_in_checkpoint"`
+	// Accum > 1 trains with gradient accumulation (crashAccumConfig).
+	Accum int `json:"accum"`
+	// PauseAtMicro ("strategy step micro") makes the child print
+	// "micro strategy step micro" after every micro-batch and pause after
+	// that one, so that the parent can kill it in the middle of an
+	// accumulation.
+	PauseAtMicro string `json:"pause_at_micro"`
+}
+
+// crashAccumConfig is crashConfig with 3 micro-batches of 4 sequences per
+// optimiser step, weighted in global scope at token level.
+func crashAccumConfig(data, out string) Config {
+	c := crashConfig(data, out)
+	c.Accum, c.Batch, c.Scope, c.Granularity = 3, 4, ScopeGlobal, GranularityToken
+	return c
 }
 
 // crashConfig is the run of the crash test: two strategies, a checkpoint
@@ -58,6 +75,18 @@ func TestCrashChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := crashConfig(a.Data, a.Out)
+	if a.Accum > 1 {
+		c = crashAccumConfig(a.Data, a.Out)
+	}
+	if a.PauseAtMicro != "" {
+		microBatchHook = func(s string, step, micro int) {
+			line := fmt.Sprintf("%s %d %d", s, step, micro)
+			fmt.Fprintf(os.Stdout, "micro %s\n", line)
+			if line == a.PauseAtMicro {
+				time.Sleep(2 * time.Second)
+			}
+		}
+	}
 	if a.Resume {
 		c = Config{Resume: a.Out, Threads: 1, Quiet: true}
 	}
@@ -182,4 +211,137 @@ func TestKillAndResume(t *testing.T) {
 	if left = append(left, top...); len(left) > 0 {
 		t.Errorf("temporary files of killed writes left behind: %v", left)
 	}
+}
+
+// TestKillMidAccumulation kills a training process with gradient
+// accumulation (3 micro-batches per optimiser step, global scope, token
+// level) in the middle of an accumulation, several times, in both
+// strategies, also before the first checkpoint; each time the checkpoint
+// on disk is at an optimiser-step boundary before the killed step, the
+// run resumes from it, and the final parameters, AdamW state, metrics and
+// sample logs equal an uninterrupted run's bit for bit.
+func TestKillMidAccumulation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts training processes")
+	}
+	dir := t.TempDir()
+	data := writeCorpus(t, dir)
+	ref := crashAccumConfig(data, filepath.Join(dir, "ref"))
+	if _, err := Run(context.Background(), ref, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	want := readRun(t, ref)
+	out := filepath.Join(dir, "killed")
+	// (strategy, optimiser step, micro-batches done): checkpoints are every
+	// 3 steps, so each kill loses the steps since the last one and the
+	// micro-batches of the killed step.
+	targets := []struct {
+		strategy    string
+		step, micro int
+	}{
+		{goreweight.Uniform, 2, 1}, // before the first checkpoint
+		{goreweight.Uniform, 8, 2},
+		{goreweight.LinUpper, 1, 2}, // the second strategy has no checkpoint yet
+		{goreweight.LinUpper, 10, 1},
+		{goreweight.LinUpper, 23, 2},
+	}
+	for session := 0; session <= len(targets); session++ {
+		pause := ""
+		if session < len(targets) {
+			tg := targets[session]
+			pause = fmt.Sprintf("%s %d %d", tg.strategy, tg.step, tg.micro)
+		}
+		_, err := os.Stat(configPath(out))
+		arg, _ := json.Marshal(crashArgs{Data: data, Out: out, Resume: err == nil, Accum: 3, PauseAtMicro: pause})
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+string(arg))
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		killed, finished := false, false
+		for sc.Scan() {
+			line := sc.Text()
+			if line == "finished" {
+				finished = true
+			}
+			if pause != "" && line == "micro "+pause {
+				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				killed = true
+				break
+			}
+		}
+		go func() {
+			for sc.Scan() {
+			}
+		}()
+		err = cmd.Wait()
+		if pause == "" {
+			if err != nil || !finished {
+				t.Fatalf("last session: %v, finished %v\n%s", err, finished, stderr.String())
+			}
+			break
+		}
+		if !killed {
+			t.Fatalf("session %d never reached micro-batch %q: %v\n%s", session, pause, err, stderr.String())
+		}
+		// The checkpoint left is at a step boundary before the killed step.
+		tg := targets[session]
+		path := filepath.Join(out, tg.strategy, checkpointName)
+		if z, zerr := zip.OpenReader(path); zerr == nil {
+			meta, merr := readCheckpointMeta(&z.Reader, path)
+			z.Close()
+			if merr != nil {
+				t.Fatal(merr)
+			}
+			if wantStep := (tg.step - 1) / 3 * 3; meta.Step != wantStep {
+				t.Errorf("killed in step %d: checkpoint at step %d, want %d", tg.step, meta.Step, wantStep)
+			}
+		} else if tg.step > 3 {
+			t.Errorf("killed in step %d: no checkpoint: %v", tg.step, zerr)
+		}
+	}
+	compareRuns(t, want, readRun(t, crashAccumConfig(data, out)))
+}
+
+// TestCancelMidAccumulation: a context cancelled in the middle of an
+// accumulation stops after the optimiser step in progress (a checkpoint
+// is only ever written at a step boundary), and resuming gives the
+// uninterrupted run bit for bit.
+func TestCancelMidAccumulation(t *testing.T) {
+	dir := t.TempDir()
+	data := writeCorpus(t, dir)
+	c := crashAccumConfig(data, filepath.Join(dir, "ref"))
+	c.Steps, c.Scope, c.Granularity = 9, ScopeMicro, GranularitySequence
+	if _, err := Run(context.Background(), c, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	want := readRun(t, c)
+	ic := c
+	ic.Out = filepath.Join(dir, "cut")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	microBatchHook = func(s string, step, micro int) {
+		if s == goreweight.LinUpper && step == 5 && micro == 2 {
+			cancel()
+		}
+	}
+	defer func() { microBatchHook = nil }()
+	_, err := Run(ctx, ic, Options{})
+	if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "at step 5/9 of strategy linupper") {
+		t.Fatalf("Run = %v, want ErrInterrupted at step 5/9 of linupper", err)
+	}
+	microBatchHook = nil
+	if _, err := Run(context.Background(), Config{Resume: ic.Out, Threads: 1, Quiet: true}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	compareRuns(t, want, readRun(t, ic))
 }

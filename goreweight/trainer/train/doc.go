@@ -12,6 +12,15 @@
 //	optim.ClipGradNorm; adamw.Step(optim.LR(step)) // warm-up + cosine lr
 //	metrics, per-sample log, evaluation, checkpoint
 //
+// With Config.Accum = G > 1 one optimiser step is G micro-batches (see
+// trainer.accumulate): in micro scope each is weighted alone and scaled by
+// 1/G; in global scope a first pass of model.Evaluate (no gradients) gives
+// every micro-batch's losses, one core call weighs all G·B of them, and
+// each micro-batch's Forward/Backward uses its slice. Config.Granularity
+// "token" weighs target tokens (model.TokenLosses, model.BackwardTokens);
+// Config.Reference scores by the excess loss over a reference
+// checkpoint's model (loss - reference loss) while the loss stays Σ w·l.
+//
 // With the uniform strategy every weight is exactly 1/B, so the run is
 // training on the plain mean loss. The same configuration, seed and thread
 // count give the same run bit for bit, and a run resumed from a checkpoint

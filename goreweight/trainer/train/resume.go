@@ -26,7 +26,9 @@ func ResumeConfig(dir string, set Config, keys []string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("train: resume %s: %w (is it the --out directory of an earlier run?)", dir, err)
 	}
-	saved, _, err := Config{}.ParseJSON(b)
+	// Keys added since a run was written take the value that reproduces
+	// it: no accumulation, micro scope, sequence granularity.
+	saved, _, err := Config{Accum: 1, Scope: ScopeMicro, Granularity: GranularitySequence}.ParseJSON(b)
 	if err != nil {
 		return Config{}, fmt.Errorf("train: resume %s: %w", dir, err)
 	}

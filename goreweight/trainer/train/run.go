@@ -120,6 +120,10 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	ref, err := loadReference(cfg, corpus.tok.VocabSize())
+	if err != nil {
+		return nil, err
+	}
 	multi := len(cfg.Seeds) > 0
 	seeds := cfg.RunSeeds()
 	if multi && prog != nil {
@@ -131,6 +135,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	first.ref = ref
 
 	// The run directory, once the data is known to load.
 	if cfg.Resume == "" {
@@ -155,6 +160,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 			if e, err = newEnv(sc, corpus, prog); err != nil {
 				return nil, err
 			}
+			e.ref = ref
 		}
 		sr, err := trainSeed(ctx, sc, e, prog, opt.OnStep)
 		if err != nil {
@@ -290,7 +296,17 @@ type env struct {
 	domains []string
 	kind    []uint8 // kind index of every sample id
 	val     [][]data.Batch
-	desc    string // one line describing the data
+	desc    string     // one line describing the data
+	ref     *reference // the reference model, shared by the seeds, or nil
+}
+
+// refInfo describes the reference model, or is nil without one.
+func (e *env) refInfo() *ReferenceInfo {
+	if e.ref == nil {
+		return nil
+	}
+	info := e.ref.info
+	return &info
 }
 
 // corpus is the data as read, before the seed's split.

@@ -20,7 +20,8 @@ import (
 // and kind its domain name and document kind (real, duplicate, noise,
 // entropy), loss its mean token cross-entropy in nats before the update,
 // and weight the weight the reweighter gave it (the weights of a step sum
-// to 1; uniform is 1/batch).
+// to 1 over its accum·batch rows; uniform is 1/(accum·batch); at token
+// level the sum of the sequence's token weights).
 var SampleLogSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "step", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "sample_id", Type: arrow.PrimitiveTypes.Int64},

@@ -48,8 +48,11 @@ type Summary struct {
 	Threads int    `json:"threads"`
 	// WallS is the wall time of this call of Run, in seconds.
 	WallS Float `json:"wall_s"`
-	// Config is the run's configuration.
+	// Config is the run's configuration (with accum, scope, granularity
+	// and reference).
 	Config Config `json:"config"`
+	// Reference describes the reference model of Config.Reference, if any.
+	Reference *ReferenceInfo `json:"reference,omitempty"`
 }
 
 // RunSummary is the result of one strategy with one seed.
@@ -164,7 +167,7 @@ func summarize(cfg Config, seeds []seedRun, wall time.Duration) (*Summary, error
 		return nil, err
 	}
 	s := &Summary{Out: cfg.Out, Domains: e.domains, Data: e.desc, Params: m.NumParams(), Backend: nn.Backend(),
-		Threads: cfg.Threads, WallS: Float(wall.Seconds()), Config: cfg, Strategies: map[string]*StrategyStats{}}
+		Threads: cfg.Threads, WallS: Float(wall.Seconds()), Config: cfg, Strategies: map[string]*StrategyStats{}, Reference: e.refInfo()}
 	names := cfg.Strategies()
 	s.Baseline = pickBaseline(names)
 	for _, sr := range seeds {
@@ -193,7 +196,7 @@ func runSummary(cfg Config, r runResult, base *Record) RunSummary {
 	rs := RunSummary{Strategy: r.strategy, Seed: cfg.Seed, ValLoss: nan, DeltaVsBaseline: nan, TrainLoss: nan, MaxWM: nan,
 		ValSE: nan, DeltaSE: nan, TrainS: Float(r.trainS), WallS: Float(r.wallS)}
 	if r.trainS > 0 {
-		rs.TokensPerS = Float(float64(cfg.Steps*cfg.Batch*cfg.Seq) / r.trainS)
+		rs.TokensPerS = Float(float64(cfg.Steps*cfg.Accum*cfg.Batch*cfg.Seq) / r.trainS)
 	}
 	if fv := finalVal(r.records); fv != nil {
 		rs.ValLoss, rs.Val = *fv.ValLoss, fv.Val
@@ -470,8 +473,11 @@ func (s *Summary) Markdown() string {
 		fmt.Fprintf(&b, "- preset %s (then the keys given with it)\n", c.Preset)
 	}
 	fmt.Fprintf(&b, "- %s\n", s.Data)
-	fmt.Fprintf(&b, "- model: GPT, %d layers, %d heads, width %d, context %d, %d parameters; batch %d, %d steps (%d tokens per strategy and seed)\n",
-		c.Layers, c.Heads, c.Width, c.Seq, s.Params, c.Batch, c.Steps, c.Steps*c.Batch*c.Seq)
+	fmt.Fprintf(&b, "- model: GPT, %d layers, %d heads, width %d, context %d, %d parameters; %s, %d steps (%d tokens per strategy and seed)\n",
+		c.Layers, c.Heads, c.Width, c.Seq, s.Params, describeStep(c), c.Steps, c.Steps*c.Accum*c.Batch*c.Seq)
+	if c.Accum > 1 || c.Granularity == GranularityToken || c.Reference != "" {
+		fmt.Fprintf(&b, "- weights: %s\n", describeWeights(c, s.Reference))
+	}
 	fmt.Fprintf(&b, "- AdamW lr %g (warm-up %d steps, cosine to %g), weight decay %g, clip %g; %s; noise %g\n",
 		c.LR, c.LRWarmup, c.LRMin, c.WeightDecay, c.Clip, seeds, c.Noise)
 	fmt.Fprintf(&b, "- reweighting: %s\n", describeSchedule(c))
@@ -532,4 +538,25 @@ func describeSchedule(c Config) string {
 		s += fmt.Sprintf(", cap %g/M", c.Cap)
 	}
 	return s
+}
+
+// describeWeights says in words what one optimiser step's weights range
+// over and what they score.
+func describeWeights(c Config, ref *ReferenceInfo) string {
+	unit := "sequence (its mean token loss)"
+	if c.Granularity == GranularityToken {
+		unit = "target token (its cross-entropy)"
+	}
+	over := fmt.Sprintf("the %d sequences of the step", c.Batch)
+	if c.Accum > 1 && c.Scope == ScopeGlobal {
+		over = fmt.Sprintf("all %d·%d sequences of the optimiser step (global scope)", c.Accum, c.Batch)
+	} else if c.Accum > 1 {
+		over = fmt.Sprintf("each micro-batch of %d sequences alone, scaled by 1/%d (micro scope)", c.Batch, c.Accum)
+	}
+	d := fmt.Sprintf("one per %s, over %s", unit, over)
+	if ref != nil {
+		d += fmt.Sprintf("; scored by the excess loss over the reference %s (%s step %d, %d layers, width %d, %d parameters)",
+			ref.Path, ref.Strategy, ref.Step, ref.Layers, ref.Width, ref.Params)
+	}
+	return d
 }

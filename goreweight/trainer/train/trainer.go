@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/goreweight/goreweight/goreweight"
@@ -34,6 +35,7 @@ type trainer struct {
 	dir      string
 	st       trainState
 	params   []*nn.Param
+	ref      *gpt.Model // the reference model, or nil
 	step     int
 	records  []Record
 	samples  *sampleRows
@@ -48,42 +50,27 @@ type trainer struct {
 // model of one strategy. prior holds the strategy's records from an
 // earlier session's metrics.jsonl.
 func trainStrategy(ctx context.Context, cfg Config, e *env, strategy string, prior []Record, lg *logs, prog io.Writer, onStep func(string, int)) (runResult, error) {
-	t := &trainer{cfg: cfg, env: e, strategy: strategy, dir: filepath.Join(cfg.Out, strategy), lg: lg, session: time.Now()}
+	t, err := newTrainer(cfg, e, strategy, lg)
+	if err != nil {
+		return runResult{}, err
+	}
+	model, gcfg := t.st.model, t.st.model.Config()
 	if err := os.MkdirAll(t.dir, 0o755); err != nil {
 		return runResult{}, fmt.Errorf("train: %w", err)
 	}
-	gcfg := gpt.Config{Vocab: e.ds.Tokenizer().VocabSize(), Seq: cfg.Seq, Layers: cfg.Layers, Heads: cfg.Heads, Width: cfg.Width}
-	model, err := gpt.New(gcfg, cfg.Seed)
-	if err != nil {
-		return runResult{}, fmt.Errorf("train: %w", err)
-	}
-	t.params = model.Params()
-	oc := optim.DefaultConfig()
-	oc.WeightDecay = cfg.WeightDecay
-	opt, err := optim.NewAdamW(t.params, oc)
-	if err != nil {
-		return runResult{}, fmt.Errorf("train: %w", err)
-	}
-	rw, err := goreweight.New(cfg.Reweighting(strategy))
-	if err != nil {
-		return runResult{}, fmt.Errorf("train: strategy %q: %w", strategy, err)
-	}
-	t.st = trainState{model: model, opt: opt, rw: rw, it: e.ds.NewIterator()}
-	t.samples = &sampleRows{domains: e.domains}
-
 	resumed, err := t.resume(prior)
 	if err != nil {
 		return runResult{}, err
 	}
 	label := fmt.Sprintf("[%s]", strategy)
-	p := newProgress(prog, label, cfg.Steps, cfg.Batch*cfg.Seq, t.step)
+	p := newProgress(prog, label, cfg.Steps, cfg.Accum*cfg.Batch*cfg.Seq, t.step)
 	switch {
 	case t.step == cfg.Steps:
 		p.printf("%s finished earlier (step %d/%d): reusing its checkpoint and logs\n", label, t.step, cfg.Steps)
 	case resumed:
 		p.printf("%s resuming at step %d/%d from %s\n", label, t.step, cfg.Steps, filepath.Join(t.dir, checkpointName))
 	default:
-		p.printf("%s %v, %d parameters, %s backend, %d threads; %d steps of batch %d\n", label, gcfg, model.NumParams(), nn.Backend(), nn.Threads(), cfg.Steps, cfg.Batch)
+		p.printf("%s %v, %d parameters, %s backend, %d threads; %d steps of %s\n", label, gcfg, model.NumParams(), nn.Backend(), nn.Threads(), cfg.Steps, describeStep(cfg))
 		rec := emptyRecord(strategy, 0)
 		rec.ElapsedS = 0
 		t.evaluate(&rec)
@@ -107,6 +94,35 @@ func trainStrategy(ctx context.Context, cfg Config, e *env, strategy string, pri
 		trainS: t.trainS + t.trainDur.Seconds(), wallS: t.wallS + time.Since(t.session).Seconds()}, nil
 }
 
+// newTrainer returns the trainer of one strategy's run at step 0: its
+// model initialised from cfg.Seed, AdamW, the core reweighter and the data
+// iterator.
+func newTrainer(cfg Config, e *env, strategy string, lg *logs) (*trainer, error) {
+	t := &trainer{cfg: cfg, env: e, strategy: strategy, dir: filepath.Join(cfg.Out, strategy), lg: lg, session: time.Now()}
+	gcfg := gpt.Config{Vocab: e.ds.Tokenizer().VocabSize(), Seq: cfg.Seq, Layers: cfg.Layers, Heads: cfg.Heads, Width: cfg.Width}
+	model, err := gpt.New(gcfg, cfg.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	t.params = model.Params()
+	oc := optim.DefaultConfig()
+	oc.WeightDecay = cfg.WeightDecay
+	opt, err := optim.NewAdamW(t.params, oc)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	rw, err := goreweight.New(cfg.Reweighting(strategy))
+	if err != nil {
+		return nil, fmt.Errorf("train: strategy %q: %w", strategy, err)
+	}
+	t.st = trainState{model: model, opt: opt, rw: rw, it: e.ds.NewIterator()}
+	if e.ref != nil {
+		t.ref = e.ref.model
+	}
+	t.samples = &sampleRows{domains: e.domains}
+	return t, nil
+}
+
 // resume restores the trainer from its checkpoint, if the run is resumed
 // and one exists, and keeps the records and samples up to its step.
 func (t *trainer) resume(prior []Record) (bool, error) {
@@ -127,6 +143,9 @@ func (t *trainer) resume(prior []Record) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if err := checkSameReference(meta.Reference, t.env.ref); err != nil {
+		return false, checkpointErr(path, err)
+	}
 	t.step, t.trainS, t.wallS = meta.Step, meta.TrainS, meta.WallS
 	for _, r := range prior {
 		if r.Step <= t.step {
@@ -144,8 +163,8 @@ func (t *trainer) resume(prior []Record) (bool, error) {
 			return false, fmt.Errorf("train: resume: %w", err)
 		}
 		s.truncate(int64(t.step))
-		if s.len() != t.step*t.cfg.Batch {
-			return false, fmt.Errorf("train: resume: %s holds %d rows up to step %d, want %d; it was changed or removed", sp, s.len(), t.step, t.step*t.cfg.Batch)
+		if want := t.step * t.cfg.Accum * t.cfg.Batch; s.len() != want {
+			return false, fmt.Errorf("train: resume: %s holds %d rows up to step %d, want %d; it was changed or removed", sp, s.len(), t.step, want)
 		}
 		t.samples = s
 	}
@@ -181,8 +200,7 @@ func (t *trainer) ckptAt(s int) bool { return s%t.cfg.CkptEvery == 0 || s == t.c
 // loop runs the training steps.
 func (t *trainer) loop(ctx context.Context, p *progress, onStep func(string, int)) error {
 	cfg, st := t.cfg, t.st
-	B, T := cfg.Batch, cfg.Seq
-	w := make([]float32, B)
+	tokensPerStep := cfg.Accum * cfg.Batch * cfg.Seq
 	var sinceTokens int
 	var sinceDur time.Duration
 	for t.step < cfg.Steps {
@@ -195,24 +213,17 @@ func (t *trainer) loop(ctx context.Context, p *progress, onStep func(string, int
 		}
 		t0 := time.Now()
 
-		// 1. The next batch of the seeded, resumable order.
-		b := st.it.Next(B)
-		// 2. Forward: one loss per sequence (mean token cross-entropy).
-		losses, err := st.model.Forward(b.Tokens, b.Targets, B, T)
+		// 1-4. The next Accum micro-batches of the seeded, resumable order;
+		//    their losses (per sequence or per token, minus the reference
+		//    model's with one); the core reweighter turns them into
+		//    weights summing to 1 over the step at this step's temperature
+		//    (uniform: equal weights); backward of Σ w·l with the weights
+		//    held constant, accumulated over the micro-batches.
+		so, err := t.accumulate()
 		if err != nil {
 			return fmt.Errorf("train: step %d: %w", t.step+1, err)
 		}
-		// 3. The core reweighter turns the losses into weights summing to 1
-		//    (uniform: exactly 1/B each) at this step's temperature.
-		stats, err := st.rw.Weights(w, losses, b.Domains)
-		if err != nil {
-			return fmt.Errorf("train: step %d: %w", t.step+1, err)
-		}
-		// 4. Backward of Σ w_i·l_i with the weights held constant.
-		st.model.ZeroGrad()
-		if err := st.model.Backward(w); err != nil {
-			return fmt.Errorf("train: step %d: %w", t.step+1, err)
-		}
+		stats := so.stats
 		// 5. Clip the global gradient norm.
 		norm := optim.ClipGradNorm(t.params, cfg.Clip)
 		// 6. AdamW at the warm-up + cosine learning rate.
@@ -224,11 +235,15 @@ func (t *trainer) loop(ctx context.Context, p *progress, onStep func(string, int
 		d := time.Since(t0)
 		t.trainDur += d
 		sinceDur += d
-		sinceTokens += B * T
+		sinceTokens += tokensPerStep
 
 		// 7. Metrics and the per-sample log.
-		for i, id := range b.IDs {
-			t.samples.add(int64(t.step), id, b.Domains[i], t.env.kind[id], losses[i], w[i])
+		i := 0
+		for _, b := range so.batches {
+			for j, id := range b.IDs {
+				t.samples.add(int64(t.step), id, b.Domains[j], t.env.kind[id], so.losses[i], so.weights[i])
+				i++
+			}
 		}
 		if t.logsAt(t.step) {
 			rec := t.record(stats, lr, norm)
@@ -260,7 +275,7 @@ func (t *trainer) loop(ctx context.Context, p *progress, onStep func(string, int
 // record makes the metrics record of the step just taken.
 func (t *trainer) record(s *goreweight.Stats, lr, norm float64) Record {
 	r := emptyRecord(t.strategy, t.step)
-	r.Tokens = int64(t.step) * int64(t.cfg.Batch*t.cfg.Seq)
+	r.Tokens = int64(t.step) * int64(t.cfg.Accum*t.cfg.Batch*t.cfg.Seq)
 	r.LR = Float(lr)
 	r.Loss, r.LossWeighted = Float(s.LossMean), Float(s.Weighted)
 	r.R, r.Uniform = Float(s.R), s.Uniform
@@ -328,7 +343,44 @@ func (t *trainer) save() error {
 	if err := t.flushLogs(); err != nil {
 		return err
 	}
-	meta := checkpointMeta{Strategy: t.strategy, Step: t.step, Config: t.cfg,
+	meta := checkpointMeta{Strategy: t.strategy, Step: t.step, Config: t.cfg, Reference: t.env.refInfo(),
 		TrainS: t.trainS + t.trainDur.Seconds(), WallS: t.wallS + time.Since(t.session).Seconds()}
 	return saveCheckpoint(filepath.Join(t.dir, checkpointName), meta, t.st)
+}
+
+// describeStep describes one optimiser step of cfg, e.g. "batch 16" or
+// "4 micro-batches of 8 (global scope, token level)".
+func describeStep(cfg Config) string {
+	var what []string
+	if cfg.Accum > 1 {
+		what = append(what, cfg.Scope+" scope")
+	}
+	if cfg.Granularity == GranularityToken {
+		what = append(what, "token level")
+	}
+	if cfg.Reference != "" {
+		what = append(what, "excess loss over a reference model")
+	}
+	d := fmt.Sprintf("batch %d", cfg.Batch)
+	if cfg.Accum > 1 {
+		d = fmt.Sprintf("%d micro-batches of %d", cfg.Accum, cfg.Batch)
+	}
+	if len(what) > 0 {
+		d += " (" + strings.Join(what, ", ") + ")"
+	}
+	return d
+}
+
+// checkSameReference reports whether the reference model a checkpoint was
+// trained with (saved) is the one loaded now (cur).
+func checkSameReference(saved *ReferenceInfo, cur *reference) error {
+	switch {
+	case saved == nil && cur == nil:
+		return nil
+	case saved == nil || cur == nil:
+		return fmt.Errorf("%w: the checkpoint and this run disagree on whether there is one", errReferenceChanged)
+	case saved.SHA256 != cur.info.SHA256:
+		return fmt.Errorf("%w: %s has SHA-256 %s, the run started with %s (SHA-256 %s)", errReferenceChanged, cur.info.Path, cur.info.SHA256, saved.Path, saved.SHA256)
+	}
+	return nil
 }

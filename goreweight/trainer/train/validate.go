@@ -5,6 +5,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 
@@ -13,14 +14,45 @@ import (
 	"github.com/goreweight/goreweight/goreweight/trainer/gpt"
 )
 
+// maxElementsPerStep bounds the tokens of one optimiser step.
+const maxElementsPerStep = 1 << 30
+
 // maxSeeds bounds the length of Config.Seeds.
 const maxSeeds = 1000
 
+// maxAccum bounds Config.Accum.
+const maxAccum = 1 << 16
+
+// A configError is a bad configuration value: its message is the
+// trainer's ("train: KEY = VALUE: ..."), and it unwraps to a
+// *goreweight.OptionError naming the key (so it Is goreweight.ErrInvalid)
+// and to its cause, if any.
+type configError struct {
+	msg   string
+	opt   *goreweight.OptionError
+	cause error
+}
+
+func (e *configError) Error() string { return e.msg }
+func (e *configError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{e.opt, e.cause}
+	}
+	return []error{e.opt}
+}
+
+// keyError returns the configError of key with message msg and cause
+// (may be nil).
+func keyError(key, msg string, cause error) error {
+	return &configError{msg: msg, opt: &goreweight.OptionError{Key: key, Msg: msg}, cause: cause}
+}
+
 // Validate reports the first problem with the configuration, naming the
-// key, or nil.
+// key, or nil. Errors about one key unwrap to a *goreweight.OptionError
+// whose Key is it.
 func (c Config) Validate() error {
 	bad := func(key string, v any, want string) error {
-		return fmt.Errorf("train: %s = %v: %s", key, v, want)
+		return keyError(key, fmt.Sprintf("train: %s = %v: %s", key, v, want), nil)
 	}
 	if c.Data == "" {
 		return bad("data", `""`, `must be "builtin" or a path`)
@@ -73,6 +105,23 @@ func (c Config) Validate() error {
 	} {
 		if f.v < f.min {
 			return bad(f.key, f.v, fmt.Sprintf("must be at least %d", f.min))
+		}
+	}
+	if c.Accum < 1 || c.Accum > maxAccum {
+		return bad("accum", c.Accum, fmt.Sprintf("must be an integer in [1, %d] (micro-batches per optimiser step)", maxAccum))
+	}
+	if c.Batch > maxElementsPerStep/c.Accum/max(c.Seq, 1) {
+		return bad("accum", c.Accum, fmt.Sprintf("accum·batch·seq = %d·%d·%d tokens per optimiser step is too many (at most %d)", c.Accum, c.Batch, c.Seq, maxElementsPerStep))
+	}
+	if c.Scope != ScopeMicro && c.Scope != ScopeGlobal {
+		return bad("scope", fmt.Sprintf("%q", c.Scope), fmt.Sprintf("must be %q (weights per micro-batch) or %q (weights of the whole optimiser step)", ScopeMicro, ScopeGlobal))
+	}
+	if c.Granularity != GranularitySequence && c.Granularity != GranularityToken {
+		return bad("granularity", fmt.Sprintf("%q", c.Granularity), fmt.Sprintf("must be %q (one weight per sequence) or %q (one weight per target token)", GranularitySequence, GranularityToken))
+	}
+	if c.Reference != "" {
+		if _, err := os.Stat(c.Reference); err != nil {
+			return keyError("reference", fmt.Sprintf("train: reference = %q: %v (want a goreweight-train run directory, strategy directory or checkpoint file)", c.Reference, err), err)
 		}
 	}
 	if c.WarmupR >= c.Steps {

@@ -10,6 +10,8 @@
 //	goreweight-train --strategy linupper --schedule constant --r-end 0.5
 //	goreweight-train --seeds 1,2,3 --compare uniform,linupper,quadratic
 //	goreweight-train --preset paper-quadratic --seeds 1,2,3
+//	goreweight-train --batch 8 --accum 4 --scope global --granularity token
+//	goreweight-train --strategy topk --q 0.6 --granularity token --reference runs/small/uniform
 //	goreweight-train --resume runs/20250101-120000
 //
 // Flags may also come from a JSON file (--config run.json) with the same
@@ -55,7 +57,11 @@ func bind(fs *flag.FlagSet, c *train.Config) {
 	fs.Float64Var(&c.Delta, "delta", c.Delta, "half-width of the normalised loss range")
 	fs.Float64Var(&c.Q, "q", c.Q, "fraction for the topk and truncate strategies")
 	fs.IntVar(&c.Steps, "steps", c.Steps, "optimiser steps per strategy")
-	fs.IntVar(&c.Batch, "batch", c.Batch, "sequences per step (M)")
+	fs.IntVar(&c.Batch, "batch", c.Batch, "sequences per step (M); with --accum, per micro-batch")
+	fs.IntVar(&c.Accum, "accum", c.Accum, "micro-batches of --batch sequences per optimiser step (gradient accumulation; --steps counts optimiser steps, r advances once per step)")
+	fs.StringVar(&c.Scope, "scope", c.Scope, "weights per micro-batch, each scaled by 1/accum (micro), or of the whole optimiser step (global: one extra forward per micro-batch without gradients)")
+	fs.StringVar(&c.Granularity, "granularity", c.Granularity, "one weight per sequence (sequence) or per target token (token; loss = Σ w_ij·l_ij)")
+	fs.StringVar(&c.Reference, "reference", c.Reference, "score by the excess loss over this goreweight-train run/strategy directory or checkpoint's model (any size, same tokenizer, context >= seq; one extra forward without gradients per micro-batch)")
 	fs.IntVar(&c.Seq, "seq", c.Seq, "sequence length (context) in tokens")
 	fs.IntVar(&c.Layers, "layers", c.Layers, "transformer blocks")
 	fs.IntVar(&c.Heads, "heads", c.Heads, "attention heads")
