@@ -181,6 +181,8 @@ _PROTOTYPES: dict[str, tuple[Optional[list[Any]], Any, bool]] = {
     "grw_schedule_at": ([_c_char_p, _c_i64, _c_void_p, _c_void_p], _c_int, True),
     # masked (token-level) batches (capi/masked.go); absent from older libraries
     "grw_weights_masked": (None, _c_int, False),
+    "grw_weigher_weights_masked": ([_c_u64, _c_double, _c_void_p, _c_void_p, _c_void_p, ctypes.c_int32, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p, _c_void_p], _c_int, False),
+    "grw_reweighter_weights_masked": ([_c_u64, _c_void_p, _c_void_p, _c_void_p, ctypes.c_int32, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p, _c_void_p], _c_int, False),
     # the Go trainer (capi/train.go); absent from libraries built before it
     "grw_train": ([_c_char_p, _c_void_p, _c_void_p], _c_int, False),
 }

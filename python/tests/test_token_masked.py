@@ -213,3 +213,35 @@ def test_dense_path_errors_are_the_compacting_paths(compacting):
 def test_cuda_keeps_the_compacting_path():
     assert not _token.dense_applies(torch.empty(2, 3, device="meta"))
     assert _token.dense_applies(torch.empty(2, 3)) == _exchange.masked_available()
+
+
+def test_the_per_kind_c_entry_points_agree_with_the_packed_one():
+    import ctypes
+
+    from goreweight import _lib
+
+    api = _lib.api()
+    if isinstance(api.grw_weigher_weights_masked, _lib._Missing):
+        pytest.skip("library without the masked entry points")
+    l, mask = _batch(12, b=2, t=50)
+    ref = np.zeros_like(l)
+    m8 = mask.astype(np.uint8)
+    want = goreweight.weights(l, "linupper", 0.5, mask=mask, reference=ref)
+    bad = ctypes.c_int64(-1)
+    err = ctypes.c_void_p()
+    wh = _lib.new_handle("grw_weigher_new", '{"strategy": "linupper"}')
+    rh = _lib.new_handle("grw_reweighter_new", '{"schedule": {"kind": "constant", "r": 0.5}}')
+    try:
+        for name, h, extra in (("grw_weigher_weights_masked", wh, (0.5,)), ("grw_reweighter_weights_masked", rh, ())):
+            out = np.full(l.shape, -1.0, dtype=np.float32)
+            st = getattr(api, name)(
+                h, *extra, l.ctypes.data, ref.ctypes.data, m8.ctypes.data, 0, None, l.size, out.ctypes.data, ctypes.byref(bad), None, ctypes.byref(err)
+            )
+            assert st == 0 and bad.value == 0, name
+            np.testing.assert_array_equal(out, want)
+        st = api.grw_weigher_weights_masked(wh, 0.5, l.ctypes.data, None, m8.ctypes.data, 8, None, l.size, out.ctypes.data, None, None, ctypes.byref(err))
+        assert st == 1 and b"unknown bits" in ctypes.string_at(err.value)
+        api.grw_free(err.value)
+    finally:
+        _lib.close_handle(wh)
+        _lib.close_handle(rh)
