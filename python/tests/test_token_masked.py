@@ -245,3 +245,22 @@ def test_the_per_kind_c_entry_points_agree_with_the_packed_one():
     finally:
         _lib.close_handle(wh)
         _lib.close_handle(rh)
+
+
+@pytest.mark.parametrize("kind", ["torch", "numpy"])
+def test_a_1d_reference_without_a_mask_counts_every_entry(kind, compacting, dense_calls):
+    g = np.random.default_rng(13)
+    l = g.gamma(2.0, 1.5, size=40000).astype(np.float32)
+    ref = g.normal(size=l.shape).astype(np.float32)
+    l[7] = np.nan  # counted: reported as non-finite, weight 0
+    dom = g.integers(0, 3, size=l.shape)
+    kw = dict(reference=ref, domains=dom, domain_multipliers=[1.0, 2.0, 0.5])
+    x = l
+    if kind == "torch":
+        x, kw["reference"] = torch.from_numpy(l), torch.from_numpy(ref)
+    w, st = goreweight.weights(x, "linupper", 0.5, **kw, return_stats=True)
+    assert dense_calls[-1]["mp"] is None and dense_calls[-1]["flags"] == 0
+    w2, st2 = compacting(goreweight.weights, x, "linupper", 0.5, **kw, return_stats=True)
+    np.testing.assert_array_equal(np.asarray(w), np.asarray(w2))
+    assert st["nonfinite"] == 1 and st["m"] == l.size and np.asarray(w)[7] == 0
+    assert st == pytest.approx(st2, nan_ok=True)
