@@ -296,13 +296,16 @@ func (w *Weigher) gatherChunk(lo, hi int, ch *maskChunk) {
 				}
 			}
 		}
-		for ; k < cnt; i++ {
-			s := ls[i]
-			if rs != nil {
-				s -= rs[i]
+		if rs == nil {
+			for ; k < cnt; i++ {
+				out[k] = ls[i]
+				k += flag(ms[i])
 			}
-			out[k] = s
-			k += flag(ms[i])
+		} else {
+			for ; k < cnt; i++ {
+				out[k] = ls[i] - rs[i]
+				k += flag(ms[i])
+			}
 		}
 		return
 	}
