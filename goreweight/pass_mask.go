@@ -65,7 +65,9 @@ type maskChunk struct {
 // their scores in index order (and the returned Stats are that batch's:
 // M is the number of counted entries). Errors: ErrEmpty (wrapped) when no
 // entry is counted, ErrInvalid on a length mismatch, a *NonFiniteError as
-// in Weights; indices in errors are dense indices.
+// in Weights; indices in errors are dense indices. The Weigher keeps the
+// compacted scores and weights (and domain ids) as scratch, so in steady
+// state a call allocates nothing.
 func (w *Weigher) WeightsMasked(dst []float32, b MaskedBatch, r float64) (*Stats, error) {
 	N := len(b.Losses)
 	switch {
@@ -195,8 +197,8 @@ const allOnes = 0x0101010101010101
 // flag is 1 for a nonzero mask byte, 0 for 0, without a branch.
 func flag(m uint8) int { return int((uint(m) + 0xff) >> 8) }
 
-// maskChunk runs the current masked phase on dense chunk c.
-func (w *Weigher) maskChunk(c int) {
+// runMaskChunk runs the current masked phase on dense chunk c.
+func (w *Weigher) runMaskChunk(c int) {
 	m := &w.mask
 	lo := c * chunkSize
 	hi := min(lo+chunkSize, len(m.b.Losses))

@@ -345,7 +345,7 @@ func (w *Weigher) growDomains(nc int) {
 // runChunk runs the current phase on chunk c.
 func (w *Weigher) runChunk(c int) {
 	if w.phase >= phaseMaskCount {
-		w.maskChunk(c)
+		w.runMaskChunk(c)
 		return
 	}
 	lo := c * chunkSize
