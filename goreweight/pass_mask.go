@@ -205,6 +205,7 @@ func (w *Weigher) runMaskChunk(c int) {
 	ch := &m.chunks[c]
 	switch w.phase {
 	case phaseMaskCount:
+		ch.runs = false
 		ch.cnt = w.countChunk(lo, hi, ch)
 	case phaseMaskGather:
 		w.gatherChunk(lo, hi, ch)
