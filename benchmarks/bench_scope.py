@@ -7,8 +7,10 @@ Reweighter call per micro-batch), for a tiny causal transformer on the CPU.
 Prints the median and minimum of --reps steps for each scope (two rounds,
 interleaved, to expose noise). With --token-scale it instead times the
 weights of one masked (B, T) token batch, M = 2^17 .. 2^20 tokens of which
-~70% are counted, through goreweight.weights(mask=...) (compaction, Go,
-scatter) against the pure-PyTorch twin on the same compacted entries. See
+~70% are counted, through goreweight.weights(mask=...) (the core's masked
+entry point on the CPU) against the pure-PyTorch twin on the same compacted
+entries; benchmarks/bench_token.py is the fuller comparison (10% masked,
+padding masks, reference losses, the compacting path it replaced). See
 docs/scope.md.
 """
 

@@ -65,7 +65,8 @@
 //     tokens NaN, Infinity and -Infinity (Python's json reads them).
 //  8. The generated header concatenates every file's cgo preamble, so each
 //     macro or type is defined in exactly one preamble (status codes here,
-//     struct grw_weights_args in packed.go); other preambles include
+//     struct grw_weights_args in packed.go, struct grw_masked_args and the
+//     GRW_MASK_* flags in masked.go); other preambles include
 //     standard headers only.
 //
 // A process forked after the library was loaded must not call into it: the

@@ -368,7 +368,8 @@ func TestCExample(t *testing.T) {
 		t.Fatalf("example: %v\n%s", err, out)
 	}
 	for _, want := range []string{"linupper 0.119271 0.232307 0.324211 0.324211 0.000000", "nonfinite 1",
-		"arrow_equal 1", "arrow_released 1", "packed_equal 1", "packed_nonfinite 1", "bad_strategy_status 1", "closed_handle_status 1",
+		"arrow_equal 1", "arrow_released 1", "packed_equal 1", "packed_nonfinite 1",
+		"masked 0.119271 0.232307 0.324211 0.324211 0.000000", "masked_nonfinite 0", "bad_strategy_status 1", "closed_handle_status 1",
 		"step1 0.250000 0.250000 0.250000 0.250000", "restored_step 3", "empty_status_is_eempty 1", "all_nan_status_is_enonfinite 1", "schedule_r 50.5000", "warmup_r_is_inf 1", "\nok\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("example output lacks %q:\n%s", want, out)

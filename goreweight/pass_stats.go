@@ -5,9 +5,10 @@ package goreweight
 
 // normalise is pass 3 over [lo, hi): the unnormalised weights times the
 // normaliser 1/Σe (held in invR).
-func (w *Weigher) normalise(lo, hi int) {
-	f := w.invR
-	dst := w.dst[lo:hi]
+func (w *Weigher) normalise(lo, hi int) { scaleBy(w.dst[lo:hi], w.invR) }
+
+// scaleBy sets dst[i] = float32(float64(dst[i])·f), the rounding of pass 3.
+func scaleBy(dst []float32, f float64) {
 	if useAVX2 {
 		n := len(dst) &^ 7
 		scaleAVX2(dst[:n], f)

@@ -93,6 +93,22 @@ func (rw *Reweighter) Weights(dst, losses []float32, domains []int32) (*Stats, e
 	return st, nil
 }
 
+// WeightsMasked is Weights for a dense batch of which only some entries
+// are counted (token-level losses with a mask, scores from a reference
+// loss): see Weigher.WeightsMasked. The step advances as in Weights.
+func (rw *Reweighter) WeightsMasked(dst []float32, b MaskedBatch) (*Stats, error) {
+	if rw.step == math.MaxInt64 {
+		return nil, invalidf("goreweight: step %d is the largest step: the step counter cannot advance past it (SetStep to go back)", rw.step)
+	}
+	st, err := rw.w.WeightsMasked(dst, b, rw.R())
+	if err != nil {
+		return nil, err
+	}
+	st.Step = rw.step
+	rw.step++
+	return st, nil
+}
+
 // stateVersion is the version of the JSON state format.
 const stateVersion = 1
 

@@ -83,6 +83,11 @@ type Weigher struct {
 	idx    []int32
 	job    parallel.Job
 	stats  Stats
+
+	// masked batches (WeightsMasked, pass_mask.go)
+	mask       maskState
+	deferScale bool    // leave pass 3 to the scatter: Weights stops before it
+	norm       float64 // the factor pass 3 multiplies by: 1/Σe, or 1 after the cap
 }
 
 // partial holds one chunk's sums; partials are combined in chunk order.
@@ -110,6 +115,9 @@ const (
 	phaseExp
 	phaseZMax
 	phaseScale
+	phaseMaskCount   // masked batches, per dense chunk: count the counted entries
+	phaseMaskGather  // compact the counted scores (and domain ids)
+	phaseMaskScatter // normalise into the dense output, 0 where not counted
 )
 
 // NewWeigher returns a Weigher for the options, or an error naming the first
@@ -276,13 +284,17 @@ func (w *Weigher) Weights(dst, losses []float32, domains []int32, r float64) (*S
 			return nil, err
 		}
 		w.finalStats(valid)
+		w.norm = 1
 		return st, nil
 	}
 
-	// Pass 3: normalise.
+	// Pass 3: normalise (for a masked batch, fused with the scatter).
 	w.invR = 1 / s.s // reused as the scale factor of pass 3
-	w.phase = phaseScale
-	w.parallelFor(nc)
+	w.norm = w.invR
+	if !w.deferScale {
+		w.phase = phaseScale
+		w.parallelFor(nc)
+	}
 
 	fv := float64(valid)
 	st.MaxWM = s.emax / s.s * fv
@@ -332,6 +344,10 @@ func (w *Weigher) growDomains(nc int) {
 
 // runChunk runs the current phase on chunk c.
 func (w *Weigher) runChunk(c int) {
+	if w.phase >= phaseMaskCount {
+		w.runMaskChunk(c)
+		return
+	}
 	lo := c * chunkSize
 	hi := min(lo+chunkSize, len(w.losses))
 	p := &w.parts[c]

@@ -5,9 +5,10 @@
  *   cc -o example capi/example/example.c -I. -L. -lgoreweight -Wl,-rpath,'$ORIGIN'
  *   ./example
  *
- * It weights one batch with a Weigher (raw pointers and the Arrow C Data
- * Interface), runs a Reweighter through a warm-up, saves and restores its
- * state, evaluates a schedule, and shows that errors come back as messages.
+ * It weights one batch with a Weigher (raw pointers, the Arrow C Data
+ * Interface, a masked token batch), runs a Reweighter through a warm-up,
+ * saves and restores its state, evaluates a schedule, and shows that
+ * errors come back as messages.
  * Every line it prints is "key value..." so that a test can check it.
  */
 #include <math.h>
@@ -114,6 +115,19 @@ int main(void) {
   check(grw_weights_packed(&args, &err), err, "grw_weights_packed");
   printf("packed_equal %d\n", memcmp(w, wa, sizeof w) == 0);
   printf("packed_nonfinite %lld\n", (long long)args.nonfinite);
+  /* A masked (token-level) batch: the dense buffer, a mask byte per entry
+     (here the NaN is masked: weight 0, not reported as non-finite). */
+  uint8_t mask[5] = {1, 1, 1, 1, 0};
+  grw_masked_args margs = {0};
+  margs.handle = wh;
+  margs.r = 1.0;
+  margs.losses = losses;
+  margs.mask = mask;
+  margs.n = 5;
+  margs.weights_out = wa;
+  check(grw_weights_masked(&margs, &err), err, "grw_weights_masked");
+  print_weights("masked", wa, 5);
+  printf("masked_nonfinite %lld\n", (long long)margs.nonfinite);
   check(grw_close(wh, &err), err, "grw_close");
 
   /* Errors are messages, never crashes. */

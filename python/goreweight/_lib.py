@@ -179,6 +179,10 @@ _PROTOTYPES: dict[str, tuple[Optional[list[Any]], Any, bool]] = {
     "grw_reweighter_load_state": ([_c_u64, _c_char_p, _c_void_p], _c_int, True),
     "grw_reweighter_config": ([_c_u64, _c_void_p, _c_void_p], _c_int, True),
     "grw_schedule_at": ([_c_char_p, _c_i64, _c_void_p, _c_void_p], _c_int, True),
+    # masked (token-level) batches (capi/masked.go); absent from older libraries
+    "grw_weights_masked": (None, _c_int, False),
+    "grw_weigher_weights_masked": ([_c_u64, _c_double, _c_void_p, _c_void_p, _c_void_p, ctypes.c_int32, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p, _c_void_p], _c_int, False),
+    "grw_reweighter_weights_masked": ([_c_u64, _c_void_p, _c_void_p, _c_void_p, ctypes.c_int32, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p, _c_void_p], _c_int, False),
     # the Go trainer (capi/train.go); absent from libraries built before it
     "grw_train": ([_c_char_p, _c_void_p, _c_void_p], _c_int, False),
 }
@@ -331,15 +335,42 @@ class WeightsArgs(ctypes.Structure):
     ]
 
 
+class MaskedArgs(ctypes.Structure):
+    """struct grw_masked_args (capi/masked.go): a dense batch with a mask
+    and a reference loss."""
+
+    _fields_ = [
+        ("handle", ctypes.c_uint64),
+        ("r", ctypes.c_double),
+        ("losses", ctypes.c_void_p),
+        ("reference", ctypes.c_void_p),
+        ("mask", ctypes.c_void_p),
+        ("domains", ctypes.c_void_p),
+        ("n", ctypes.c_int64),
+        ("weights_out", ctypes.c_void_p),
+        ("flags", ctypes.c_int32),
+        ("want_stats", ctypes.c_int32),
+        ("nonfinite", ctypes.c_int64),
+        ("stats_json", ctypes.c_void_p),
+    ]
+
+
+# grw_masked_args.flags (GRW_MASK_SKIP_NONFINITE)
+MASK_SKIP_NONFINITE = 1
+
+
 class _Slots(threading.local):
     """Per-thread out-parameters, so that threads never share an error slot:
     err (char*), out (char*), n (int64), d (double), h (uint64), and the
     packed arguments of the fast path (args, passed by the prebuilt
-    references args_ref and err_ref)."""
+    references args_ref and err_ref) and of masked batches (margs,
+    margs_ref)."""
 
     def __init__(self) -> None:
         self.args = WeightsArgs()
         self.args_ref = ctypes.byref(self.args)
+        self.margs = MaskedArgs()
+        self.margs_ref = ctypes.byref(self.margs)
         self.err = ctypes.c_void_p()
         self.out = ctypes.c_void_p()
         self.n = ctypes.c_int64()

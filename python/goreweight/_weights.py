@@ -305,7 +305,15 @@ def _prepared_weights(
     t: Target, r: float, losses: Any, mask: Any, reference: Any, domains: Any, want_stats: bool
 ) -> tuple[Any, Optional[int]]:
     """Weights of a 2-D, masked or reference-shifted torch tensor or numpy
-    array (no gather), in the input's shape; returns (weights, stats pointer)."""
+    array (no gather), in the input's shape; returns (weights, stats pointer).
+    CPU tensors and numpy arrays go to the core's masked entry point
+    (dense buffers, no compaction); other devices compact on the device."""
+    if _token.dense_applies(losses):
+        if isinstance(losses, torch.Tensor):
+            w, _, sp, _ = _token.dense_weights_torch(t, r, losses, mask, reference, domains, want_stats, "losses")
+        else:
+            w, _, sp = _token.dense_weights_numpy(t, r, losses, mask, reference, domains, want_stats)
+        return w, sp
     if isinstance(losses, torch.Tensor):
         p = _token.prepare_torch(losses, mask, reference, "losses")
         dom = p.domains(domains)
@@ -327,7 +335,16 @@ def prepared_global_weights(
     the counted scores of every rank form the global batch. Returns (this
     rank's weights in the input's shape, the counted mask or None for a 1-D
     input without a mask, world size, global non-finite count, stats
-    pointer). A problem with one rank's input makes every rank raise."""
+    pointer). A problem with one rank's input makes every rank raise.
+
+    In one process, a CPU tensor goes to the core's masked entry point
+    (dense buffers, no compaction). Its weights are 0 exactly where not
+    counted, so for 2-D losses the counted mask returned is None
+    (:func:`loss_of` then only masks non-finite losses); a 1-D input keeps
+    its mask (None without one: every entry is counted)."""
+    if isinstance(per_sample, torch.Tensor) and not _dist.active(group) and _token.dense_applies(per_sample):
+        w, bad, sp, m = _token.dense_weights_torch(target, r, per_sample, mask, reference, domains, want_stats, "per_sample")
+        return w, (m if per_sample.ndim == 1 else None), 1, bad, sp
     problem: Optional[BaseException] = None
     p: Optional[_token.Prepared] = None
     dom = None
@@ -347,7 +364,7 @@ def prepared_global_weights(
 
 def loss_of(w: torch.Tensor, per_sample: torch.Tensor, counted: Optional[torch.Tensor], world: int, bad: int) -> torch.Tensor:
     """The reweighted loss from :func:`prepared_global_weights`' results."""
-    if counted is None:
+    if counted is None and per_sample.ndim == 1:
         return combine(w, per_sample, world, bad)
     return _token.masked_loss(w, per_sample, counted, world)
 
