@@ -54,8 +54,9 @@ class Padded(Dataset):
     and on a random-length tail (padding), so rows and micro-batches count different numbers
     of tokens."""
 
-    def __init__(self, n: int, seed: int = 1) -> None:
+    def __init__(self, n: int, seed: int = 1, domains: bool = False) -> None:
         g = torch.Generator().manual_seed(seed)
+        self.domains = domains
         probs = torch.softmax(torch.randn(V, generator=g) * 2, 0)
         self.ids = torch.multinomial(probs, n * T, replacement=True, generator=g).view(n, T)
         self.keep = torch.randint(T // 2, T + 1, (n,), generator=g)
@@ -67,7 +68,10 @@ class Padded(Dataset):
         labels = self.ids[i].clone()
         labels[0] = IGNORE
         labels[int(self.keep[i]):] = IGNORE
-        return {"input_ids": self.ids[i], "labels": labels}
+        d = {"input_ids": self.ids[i], "labels": labels}
+        if self.domains:
+            d["domains"] = torch.tensor(i % 3)
+        return d
 
     def batch(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         b = default_collate([self[i] for i in rows])
@@ -280,7 +284,7 @@ def test_weights_and_gradients_equal_float64_oracle(tmp_path, scope, granularity
     g, mb, steps = 3, 3, 2
     sched = schedules.linear(2.0, 0.4, steps)
     rw_kw = dict(strategy=strategy, schedule=sched)
-    data = Padded(steps * g * mb, seed=3)
+    data = Padded(steps * g * mb, seed=3, domains=granularity == "token")  # domain ids: one per sequence
     batches = micro_batches(steps, g, mb)
     ref = tiny_gpt2(seed=5, layers=1) if use_ref else None
     ref_before = [p.detach().clone() for p in ref.parameters()] if ref is not None else []
@@ -310,6 +314,10 @@ def test_weights_and_gradients_equal_float64_oracle(tmp_path, scope, granularity
          for s in range(steps)]
     if scope == "global" and granularity == "token":
         assert [r["reweight/m"] for r in rec] == n
+    if granularity == "token":
+        # the domain ids reached the reweighter, one per sequence, applied to its counted tokens
+        for r in rec:
+            assert sum(r[f"reweight/domain/{d}/count"] for d in range(3)) == pytest.approx(r["reweight/m"])
     if ref is not None:
         # the reference model: untouched, no gradients, eval mode, not in the optimizer
         assert all(p.grad is None for p in ref.parameters())

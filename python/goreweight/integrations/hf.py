@@ -4,7 +4,8 @@ Install with ``pip install "goreweight[hf]"`` (transformers >= 4.57, tested with
 older versions scale a short last gradient accumulation differently). This module imports
 ``transformers`` when it is imported itself; ``import goreweight`` never does.
 
-What the trainer does on every training micro-batch (``compute_loss``):
+What the trainer does on every training micro-batch (``compute_loss``), with the defaults
+(``scope="micro"``, ``granularity="sequence"``, no reference model):
 
 1. runs the model *without* ``labels`` (so the model computes no loss of its own) and takes the
    causal-LM logits;
@@ -36,6 +37,31 @@ equal those of the default path up to float rounding. The forward still goes thr
 (DDP-)wrapped model, so gradient synchronisation is unchanged. It requires that the logits be
 exactly ``head(last hidden state)``: models that rescale or soft-cap them (``logit_scale``,
 ``final_logit_softcapping`` in their config) are refused.
+
+Options (see :class:`ReweightingMixin` and docs/integrations.md):
+
+- ``scope="global"``: the weights of the whole optimizer step's batch instead of each
+  micro-batch's. The Trainer fetches the ``G`` micro-batches of a step at once
+  (``get_batch_samples``); on the first of them this trainer runs a first pass over all ``G``
+  under ``torch.no_grad()`` (through the same, possibly DDP-wrapped, model in train mode),
+  computes the weights of the global batch once with :class:`goreweight.GlobalBatch` (gathered
+  over all ranks; ``r`` advances once per optimizer step), and every micro-batch's forward and
+  backward then uses its slice. Before each first-pass forward the CPU and CUDA random number
+  generator states are saved and they are restored before that micro-batch's second forward,
+  so dropout draws the same masks in both passes: the weights are always those of the losses
+  that are backpropagated, and the run draws the random numbers a micro-scope run draws. The
+  returned loss is ``G * world * sum_i w_i l_i`` over the micro-batch's share (the Trainer divides
+  by ``G``), so the accumulated gradients are ``sum_i w_i grad l_i`` over the global batch:
+  those of one step with ``G = 1`` on the ``G``-times larger batch. Cost: one extra forward
+  without gradients per micro-batch.
+- ``granularity="token"``: :func:`goreweight.per_token_loss` (or, with ``hidden_loss``,
+  :func:`goreweight.per_token_loss_from_hidden`) and ``mask = labels != ignore_index`` (shifted):
+  one weight per counted token over all counted tokens of the (micro or global) batch, ignored
+  tokens weight 0, loss ``sum_ij w_ij l_ij``.
+- ``reference_model``: the weights are those of ``loss - reference_loss``, the reference
+  losses computed by the reference model on the same batch under ``torch.no_grad()`` in eval
+  mode (moved to the batch's device on first use); the loss stays ``sum w l``. Cost: one
+  reference forward per micro-batch (in the first pass under ``scope="global"``).
 
 Evaluation (``model.training`` false) uses the stock loss, so eval losses stay comparable with
 runs that do not reweight, and does not advance the reweighter.
