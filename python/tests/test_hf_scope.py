@@ -10,7 +10,8 @@ independent expectations.
 - with dropout, the first (no-grad) pass replays the RNG: its losses equal the second pass's;
 - the reference model gets no gradient and is in neither the checkpoint nor the optimizer;
 - hidden_loss=True with the new options equals the full-logits path;
-- 2-process gloo DDP with uneven micro-batches per rank equals one process holding the batch.
+- 2-process gloo DDP with uneven micro-batches per rank (token level with a reference model) equals
+  one process holding the batch.
 
 A tiny randomly initialised GPT-2 (no download), CPU, SGD, fixed micro-batches (no sampler).
 """
@@ -457,6 +458,11 @@ def _ddp_layout():
 DDP_RW = dict(strategy="linupper", schedule=schedules.linear(2.0, 0.5, DDP_STEPS))
 
 
+def _ddp_reference(granularity: str):
+    """Token level runs with a reference model (on every rank, not wrapped in DDP)."""
+    return tiny_gpt2(seed=5, layers=1) if granularity == "token" else None
+
+
 def _ddp_worker(rank: int, port: int, out_dir: str) -> None:
     with reporting_errors(out_dir, rank):
         os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD),
@@ -470,7 +476,8 @@ def _ddp_worker(rank: int, port: int, out_dir: str) -> None:
             tr = Fixed(model=tiny_gpt2(), args=targs(os.path.join(out_dir, f"{gran}{rank}"), 2, DDP_STEPS,
                                                      ddp_timeout=60),
                        train_dataset=data, batches=per_rank[rank], callbacks=[rec],
-                       reweighter=Reweighter(**DDP_RW), scope="global", granularity=gran)
+                       reweighter=Reweighter(**DDP_RW), scope="global", granularity=gran,
+                       reference_model=_ddp_reference(gran))
             assert torch.distributed.is_initialized() and torch.distributed.get_world_size() == WORLD
             tr.train()
             res[gran] = {"grads": rec.grads, "log": logged(tr), "step": tr.reweighter.step}
@@ -487,7 +494,8 @@ def test_ddp_global_scope_equals_one_process_big_batch(tmp_path, ddp_ranks, gran
     _, glob, n = _ddp_layout()
     data = Padded(n, seed=11)
     rec = GradRecorder()
-    big = run(tmp_path, "big", data, glob, 1, DDP_STEPS, DDP_RW, rec=rec, granularity=granularity)
+    big = run(tmp_path, "big", data, glob, 1, DDP_STEPS, DDP_RW, rec=rec, granularity=granularity,
+              reference_model=_ddp_reference(granularity))
     for r in range(WORLD):
         got = ddp_ranks[r][granularity]
         assert got["step"] == DDP_STEPS
