@@ -66,9 +66,10 @@ Options (see :class:`ReweightingMixin` and docs/integrations.md):
 Evaluation (``model.training`` false) uses the stock loss, so eval losses stay comparable with
 runs that do not reweight, and does not advance the reweighter.
 
-Statistics: ``reweighter.stats`` of every training micro-batch are averaged until the Trainer
-next logs, then added to that log record with the prefix ``"reweight/"`` (so TensorBoard, W&B and
-``trainer.state.log_history`` get them next to ``loss``).
+Statistics: ``reweighter.stats`` of every training micro-batch (under ``scope="global"``: of
+every optimizer step's global batch) are averaged until the Trainer next logs, then added to that
+log record with the prefix ``"reweight/"`` (so TensorBoard, W&B and ``trainer.state.log_history``
+get them next to ``loss``).
 
 Checkpoints: each checkpoint folder gets ``goreweight_state.json`` (written atomically by the
 process that saves); ``train(resume_from_checkpoint=...)`` loads it before training resumes.
@@ -387,10 +388,11 @@ class ReweightingMixin:
         )
         self._accumulate_stats(self.reweighter.stats)
 
-    def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: Any) -> tuple[list[Any], Any]:
+    def get_batch_samples(self, epoch_iterator: Any, num_batches: int, *args: Any, **kwargs: Any) -> tuple[list[Any], Any]:
         """The Trainer's ``get_batch_samples`` (the micro-batches of one optimizer step); under
-        ``scope="global"`` they are also kept for the first pass."""
-        batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)  # type: ignore[misc]
+        ``scope="global"`` they are also kept for the first pass. (Extra arguments, the device in
+        recent transformers versions, are passed on as they come.)"""
+        batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, *args, **kwargs)  # type: ignore[misc]
         if self.scope == "global":
             self._rw_pending = _Step(list(batches)) if batches else None
         return batches, num_items
