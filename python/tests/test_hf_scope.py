@@ -505,3 +505,51 @@ def test_ddp_global_scope_equals_one_process_big_batch(tmp_path, ddp_ranks, gran
             assert a["reweight/m"] == b["reweight/m"]
             assert a["reweight/max_wm"] == pytest.approx(b["reweight/max_wm"], rel=1e-5)
             assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+
+
+# ------------------------------------------- uniform tokens == the stock Trainer; resume
+
+
+def test_uniform_token_global_equals_stock_trainer(tmp_path):
+    """Uniform weights over every counted token of the accumulated batch are the stock Trainer's
+    loss (token mean over the step, num_items_in_batch): same gradients, also with padding."""
+    from transformers import Trainer
+
+    class StockFixed(Trainer):
+        def get_train_dataloader(self) -> DataLoader:
+            return DataLoader(self.train_dataset, batch_sampler=micro_batches(), collate_fn=default_collate)
+
+    data = Padded(STEPS * G * MB, seed=8)
+    stock_rec, ours_rec = GradRecorder(), GradRecorder()
+    StockFixed(model=tiny_gpt2(), args=targs(str(tmp_path / "stock"), G, STEPS), train_dataset=data,
+               callbacks=[stock_rec]).train()
+    run(tmp_path, "ours", data, micro_batches(), G, STEPS, dict(strategy="uniform"), rec=ours_rec,
+        scope="global", granularity="token")
+    for s in range(STEPS):
+        rel_close(ours_rec.grads[s], stock_rec.grads[s], what=f"step {s}")
+
+
+def test_global_scope_resume_continues_exactly(tmp_path):
+    """A run resumed from a checkpoint (written between optimizer steps) ends where the
+    uninterrupted one ends, at the same temperatures (the Trainer's own sampler and resume)."""
+    sched = schedules.cosine(4.0, 0.5, 4)
+    data = Padded(4 * 2 * MB, seed=9)
+
+    def go(out, max_steps, resume=None):
+        tr = ReweightingTrainer(model=tiny_gpt2(), args=targs(str(out), 2, max_steps, save_strategy="steps",
+                                                              save_steps=2, per_device_train_batch_size=MB),
+                                train_dataset=data, reweighter=Reweighter("linupper", schedule=sched),
+                                scope="global", granularity="token")
+        tr.train(resume_from_checkpoint=resume)
+        return tr
+
+    full = go(tmp_path / "full", 4)
+    go(tmp_path / "part", 2)
+    resumed = go(tmp_path / "part", 4, resume=True)
+    # (the resumed history starts with the checkpoint's records of steps 0 and 1)
+    assert [r["reweight/r"] for r in logged(resumed)] == pytest.approx([sched(s) for s in range(4)])
+    assert [r["loss"] for r in logged(resumed)] == pytest.approx([r["loss"] for r in logged(full)], rel=1e-5)
+    assert [r["reweight/r"] for r in logged(full)] == pytest.approx([sched(s) for s in range(4)])
+    assert resumed.reweighter.step == 4
+    for p, q in zip(resumed.model.parameters(), full.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
