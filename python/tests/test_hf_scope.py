@@ -39,6 +39,7 @@ from _dist_util import reporting_errors, run_ranks  # noqa: E402
 
 V, T = 64, 16
 IGNORE = -100
+LOG_ABS = 1e-4 if transformers.__version__.startswith("4.") else 0.0  # 4.x logs the loss rounded to 4 decimals
 
 
 def tiny_gpt2(seed: int = 0, dropout: float = 0.0, layers: int = 2) -> GPT2LMHeadModel:
@@ -248,8 +249,9 @@ def test_global_scope_equals_one_big_batch(tmp_path, strategy, granularity):
         for k in ("reweight/m", "reweight/max_wm", "reweight/ess", "reweight/loss_weighted"):
             assert a[k] == pytest.approx(b[k], rel=1e-5), k
         # the logged loss is the weighted loss of the step: no double 1/G scaling
-        assert a["loss"] == pytest.approx(a["reweight/loss_weighted"], rel=1e-5)
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        # (transformers 4.x rounds the logged loss to 4 decimals)
+        assert a["loss"] == pytest.approx(a["reweight/loss_weighted"], rel=1e-5, abs=LOG_ABS)
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=LOG_ABS)
     n_counted = sum(int((data[i]["labels"][1:] != IGNORE).sum()) for i in big_batches()[0])
     assert gl[0]["reweight/m"] == (n_counted if granularity == "token" else G * MB)
     # evaluation keeps the stock token-mean loss
@@ -504,7 +506,7 @@ def test_ddp_global_scope_equals_one_process_big_batch(tmp_path, ddp_ranks, gran
         for a, b in zip(got["log"], logged(big)):
             assert a["reweight/m"] == b["reweight/m"]
             assert a["reweight/max_wm"] == pytest.approx(b["reweight/max_wm"], rel=1e-5)
-            assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+            assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=LOG_ABS)
 
 
 # ------------------------------------------- uniform tokens == the stock Trainer; resume
@@ -548,7 +550,7 @@ def test_global_scope_resume_continues_exactly(tmp_path):
     resumed = go(tmp_path / "part", 4, resume=True)
     # (the resumed history starts with the checkpoint's records of steps 0 and 1)
     assert [r["reweight/r"] for r in logged(resumed)] == pytest.approx([sched(s) for s in range(4)])
-    assert [r["loss"] for r in logged(resumed)] == pytest.approx([r["loss"] for r in logged(full)], rel=1e-5)
+    assert [r["loss"] for r in logged(resumed)] == pytest.approx([r["loss"] for r in logged(full)], rel=1e-5, abs=LOG_ABS)
     assert [r["reweight/r"] for r in logged(full)] == pytest.approx([sched(s) for s in range(4)])
     assert resumed.reweighter.step == 4
     for p, q in zip(resumed.model.parameters(), full.model.parameters()):
