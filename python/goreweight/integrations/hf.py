@@ -4,7 +4,8 @@ Install with ``pip install "goreweight[hf]"`` (transformers >= 4.57, tested with
 older versions scale a short last gradient accumulation differently). This module imports
 ``transformers`` when it is imported itself; ``import goreweight`` never does.
 
-What the trainer does on every training micro-batch (``compute_loss``):
+What the trainer does on every training micro-batch (``compute_loss``), with the defaults
+(``scope="micro"``, ``granularity="sequence"``, no reference model):
 
 1. runs the model *without* ``labels`` (so the model computes no loss of its own) and takes the
    causal-LM logits;
@@ -37,12 +38,38 @@ equal those of the default path up to float rounding. The forward still goes thr
 exactly ``head(last hidden state)``: models that rescale or soft-cap them (``logit_scale``,
 ``final_logit_softcapping`` in their config) are refused.
 
+Options (see :class:`ReweightingMixin` and docs/integrations.md):
+
+- ``scope="global"``: the weights of the whole optimizer step's batch instead of each
+  micro-batch's. The Trainer fetches the ``G`` micro-batches of a step at once
+  (``get_batch_samples``); on the first of them this trainer runs a first pass over all ``G``
+  under ``torch.no_grad()`` (through the same, possibly DDP-wrapped, model in train mode),
+  computes the weights of the global batch once with :class:`goreweight.GlobalBatch` (gathered
+  over all ranks; ``r`` advances once per optimizer step), and every micro-batch's forward and
+  backward then uses its slice. Before each first-pass forward the CPU and CUDA random number
+  generator states are saved and they are restored before that micro-batch's second forward,
+  so dropout draws the same masks in both passes: the weights are always those of the losses
+  that are backpropagated, and the run draws the random numbers a micro-scope run draws. The
+  returned loss is ``G * world * sum_i w_i l_i`` over the micro-batch's share (the Trainer divides
+  by ``G``), so the accumulated gradients are ``sum_i w_i grad l_i`` over the global batch:
+  those of one step with ``G = 1`` on the ``G``-times larger batch. Cost: one extra forward
+  without gradients per micro-batch.
+- ``granularity="token"``: :func:`goreweight.per_token_loss` (or, with ``hidden_loss``,
+  :func:`goreweight.per_token_loss_from_hidden`) and ``mask = labels != ignore_index`` (shifted):
+  one weight per counted token over all counted tokens of the (micro or global) batch, ignored
+  tokens weight 0, loss ``sum_ij w_ij l_ij``.
+- ``reference_model``: the weights are those of ``loss - reference_loss``, the reference
+  losses computed by the reference model on the same batch under ``torch.no_grad()`` in eval
+  mode (moved to the batch's device on first use); the loss stays ``sum w l``. Cost: one
+  reference forward per micro-batch (in the first pass under ``scope="global"``).
+
 Evaluation (``model.training`` false) uses the stock loss, so eval losses stay comparable with
 runs that do not reweight, and does not advance the reweighter.
 
-Statistics: ``reweighter.stats`` of every training micro-batch are averaged until the Trainer
-next logs, then added to that log record with the prefix ``"reweight/"`` (so TensorBoard, W&B and
-``trainer.state.log_history`` get them next to ``loss``).
+Statistics: ``reweighter.stats`` of every training micro-batch (under ``scope="global"``: of
+every optimizer step's global batch) are averaged until the Trainer next logs, then added to that
+log record with the prefix ``"reweight/"`` (so TensorBoard, W&B and ``trainer.state.log_history``
+get them next to ``loss``).
 
 Checkpoints: each checkpoint folder gets ``goreweight_state.json`` (written atomically by the
 process that saves); ``train(resume_from_checkpoint=...)`` loads it before training resumes.
@@ -55,7 +82,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Mapping
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 try:
     from transformers import Trainer
@@ -68,14 +95,52 @@ except ImportError as _err:  # pragma: no cover - exercised only without transfo
 
 import torch
 
-from goreweight import Reweighter, per_sample_loss
-from goreweight._hidden_loss import per_sample_loss_from_hidden
+from goreweight import GlobalBatch, Reweighter, per_sample_loss, per_token_loss
+from goreweight._hidden_loss import per_sample_loss_from_hidden, per_token_loss_from_hidden
 
 __all__ = ["ReweightingMixin", "ReweightingTrainer", "STATE_FILE"]
 
 #: Name of the reweighter state file written into every checkpoint folder.
 STATE_FILE = "goreweight_state.json"
 _STATE_FORMAT = "goreweight-hf-state-1"
+_SCOPES = ("micro", "global")
+_GRANULARITIES = ("sequence", "token")
+
+
+class _Step:
+    """One optimizer step under scope="global": its micro-batches as fetched, the RNG state
+    before each one's first-pass forward, the global weights, and the next micro-batch."""
+
+    __slots__ = ("batches", "rng", "gb", "next")
+
+    def __init__(self, batches: list[Any]) -> None:
+        self.batches = batches
+        self.rng: list[tuple[torch.Tensor, Optional[list[torch.Tensor]]]] = []
+        self.gb: Optional[GlobalBatch] = None
+        self.next = 0
+
+
+def _rng_state() -> tuple[torch.Tensor, Optional[list[torch.Tensor]]]:
+    """The CPU and (when in use) CUDA random number generator states."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    return torch.get_rng_state(), cuda
+
+
+def _set_rng_state(state: tuple[torch.Tensor, Optional[list[torch.Tensor]]]) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state_all(state[1])
+
+
+def _pop_labels(inputs: dict[str, Any]) -> torch.Tensor:
+    labels = inputs.pop("labels", None)
+    if labels is None:
+        raise ValueError(
+            "ReweightingTrainer needs 'labels' in every training batch (for a causal LM the "
+            "input_ids, with -100 where no loss is wanted; DataCollatorForLanguageModeling("
+            "tokenizer, mlm=False) adds them)"
+        )
+    return labels
 
 
 class ReweightingMixin:
@@ -90,6 +155,20 @@ class ReweightingMixin:
 
     - ``reweighter``: the :class:`goreweight.Reweighter` to use (its strategy, temperature
       schedule, delta, cap, non-finite policy and process group). Default: ``Reweighter()``.
+    - ``scope``: ``"micro"`` (default): the weights of each micro-batch (all ranks) on its own;
+      ``"global"``: the weights of the whole optimizer step's batch (all accumulated
+      micro-batches, all ranks), from a first forward pass without gradients
+      (:class:`goreweight.GlobalBatch`); ``r`` then advances once per optimizer step and the
+      accumulated gradients equal those of one step on the whole batch. Costs one extra
+      forward (without gradients) per micro-batch.
+    - ``granularity``: ``"sequence"`` (default): one weight per sequence, from its mean token
+      loss; ``"token"``: one weight per counted token (``labels != ignore_index``), over every
+      counted token of the batch, from :func:`goreweight.per_token_loss`; the loss is
+      ``sum_ij w_ij l_ij``.
+    - ``reference_model``: ``None`` (default) or a ``torch.nn.Module`` (same tokenizer), run
+      under ``torch.no_grad()`` in eval mode on the same batch and device; the weights are those
+      of the excess loss ``loss - reference_loss`` (per sequence or per token), the training
+      loss stays ``sum w * loss``. It is not trained, not given to the optimizer and not saved.
     - ``stats_prefix``: prefix of the logged statistics keys (default ``"reweight/"``).
     - ``domain_key``: name of an optional batch entry holding per-sample domain ids; it is removed
       from the batch before the model sees it and handed to the reweighter (per-domain
@@ -99,10 +178,12 @@ class ReweightingMixin:
     - ``ignore_index``: label value excluded from the loss (default ``-100``).
     - ``shift_labels``: whether labels are the inputs themselves (causal LM, default ``True``:
       logits at position ``t`` predict label ``t+1``) or already aligned with the logits.
-    - ``hidden_loss``: compute the per-sample losses from the last hidden states and the output
-      layer's weight with :func:`goreweight.per_sample_loss_from_hidden`, never holding the full
-      logits (default ``False``). Needs a model whose ``get_output_embeddings()`` is a
-      ``torch.nn.Linear`` applied as is to the last hidden state.
+    - ``hidden_loss``: compute the per-sample (or per-token) losses from the last hidden states
+      and the output layer's weight with :func:`goreweight.per_sample_loss_from_hidden` (or
+      :func:`goreweight.per_token_loss_from_hidden`), never holding the full logits (default
+      ``False``). Needs a model whose ``get_output_embeddings()`` is a ``torch.nn.Linear``
+      applied as is to the last hidden state; with a ``reference_model``, the same holds for it.
+      Works with every ``scope`` and ``granularity``.
     - ``hidden_chunk_size``: tokens per chunk for ``hidden_loss`` (default ``None``: about 2^24
       logits per chunk).
     """
@@ -111,10 +192,18 @@ class ReweightingMixin:
     #: by the number of accumulated micro-batches (read by transformers versions that have it).
     loss_is_scaled_for_ga: Optional[bool] = False
 
+    if TYPE_CHECKING:  # set by transformers.Trainer, the class this mixin is combined with
+        args: Any
+        state: Any
+        model: Any
+
     def __init__(
         self,
         *args: Any,
         reweighter: Optional[Reweighter] = None,
+        scope: str = "micro",
+        granularity: str = "sequence",
+        reference_model: Optional[torch.nn.Module] = None,
         stats_prefix: str = "reweight/",
         domain_key: Optional[str] = "domains",
         ignore_index: int = -100,
@@ -127,6 +216,16 @@ class ReweightingMixin:
             reweighter = Reweighter()
         if not isinstance(reweighter, Reweighter):
             raise TypeError(f"reweighter must be a goreweight.Reweighter, got {type(reweighter).__name__}")
+        if not isinstance(scope, str) or scope not in _SCOPES:
+            raise ValueError(f"scope must be 'micro' or 'global', got {scope!r}")
+        if not isinstance(granularity, str) or granularity not in _GRANULARITIES:
+            raise ValueError(f"granularity must be 'sequence' or 'token', got {granularity!r}")
+        if reference_model is not None and not isinstance(reference_model, torch.nn.Module):
+            raise TypeError(
+                f"reference_model must be a torch.nn.Module or None, got {type(reference_model).__name__}"
+            )
+        if not isinstance(hidden_loss, bool):
+            raise TypeError(f"hidden_loss must be a bool, got {type(hidden_loss).__name__}")
         super().__init__(*args, **kwargs)
         if getattr(self, "compute_loss_func", None) is not None:
             raise ValueError(
@@ -138,22 +237,40 @@ class ReweightingMixin:
                 f"(label_smoothing_factor={self.args.label_smoothing_factor}); set it to 0"
             )
         self.reweighter: Reweighter = reweighter
+        self.scope: str = scope
+        self.granularity: str = granularity
         self.stats_prefix: str = stats_prefix
         self.domain_key: Optional[str] = domain_key
         self.ignore_index: int = ignore_index
         self.shift_labels: bool = shift_labels
-        if not isinstance(hidden_loss, bool):
-            raise TypeError(f"hidden_loss must be a bool, got {type(hidden_loss).__name__}")
         self.hidden_loss: bool = hidden_loss
         self.hidden_chunk_size: Optional[int] = hidden_chunk_size
-        if hidden_loss and getattr(self, "model", None) is not None:
-            _output_layer(self.model)  # raises now, not at the first step, if it cannot work
+        model = getattr(self, "model", None)
+        if reference_model is not None and model is not None:
+            own = {id(p) for p in _unwrap(model).parameters()}
+            if _unwrap(reference_model) is _unwrap(model) or any(id(p) in own for p in reference_model.parameters()):
+                raise ValueError(
+                    "reference_model must be a separate model: it shares parameters with the model being "
+                    "trained (pass a frozen copy, e.g. copy.deepcopy(model) or another checkpoint)"
+                )
+        if hidden_loss and model is not None:
+            _output_layer(model)  # raises now, not at the first step, if it cannot work
+        if hidden_loss and reference_model is not None:
+            try:
+                _output_layer(reference_model)
+            except ValueError as e:
+                raise ValueError(f"hidden_loss=True with reference_model: the reference model: {e}") from None
+        #: The reference model (or None): eval mode, no gradients, not part of the checkpoint.
+        self.reference_model: Optional[torch.nn.Module] = reference_model
+        if reference_model is not None:
+            reference_model.eval()
         # The weighted loss is a mean over the micro-batch's sequences, never normalised by
         # num_items_in_batch: with this flag off, every supported transformers version divides
         # it by the number of accumulated micro-batches, and does not count or gather tokens.
         self.model_accepts_loss_kwargs = False
         self._rw_sums: dict[str, float] = {}
         self._rw_counts: dict[str, int] = {}
+        self._rw_pending: Optional[_Step] = None
 
     # ------------------------------------------------------------------ loss
 
@@ -174,28 +291,117 @@ class ReweightingMixin:
             return super().compute_loss(  # type: ignore[misc]
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
-        labels = inputs.pop("labels", None)
-        if labels is None:
-            raise ValueError(
-                "ReweightingTrainer needs 'labels' in every training batch (for a causal LM the "
-                "input_ids, with -100 where no loss is wanted; DataCollatorForLanguageModeling("
-                "tokenizer, mlm=False) adds them)"
-            )
-        if self.hidden_loss:
-            outputs, per_sample = self._hidden_per_sample(model, inputs, labels)
-        else:
-            outputs = model(**inputs)
-            logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs[0]
-            per_sample = per_sample_loss(logits, labels, ignore_index=self.ignore_index, shift=self.shift_labels)
+        labels = _pop_labels(inputs)
+        if self.scope == "global":
+            loss, outputs = self._global_micro_loss(model, inputs, labels)
+            return (loss, outputs) if return_outputs else loss
+        outputs, losses = self._losses(model, inputs, labels)
+        reference = self._reference_losses(inputs, labels)
         self.reweighter.step = int(self.state.global_step)
-        loss = self.reweighter(per_sample, domains=domains)
+        if self.granularity == "sequence" and reference is None:
+            loss = self.reweighter(losses, domains=domains)  # exactly the original path
+        else:
+            loss = self.reweighter(losses, domains=domains, mask=self._token_mask(labels), reference=reference)
         self._accumulate_stats(self.reweighter.stats)
         return (loss, outputs) if return_outputs else loss
+
+    def _token_mask(self, labels: torch.Tensor) -> Optional[torch.Tensor]:
+        """The counted tokens of a (B, T) label batch at token granularity (None per sequence)."""
+        if self.granularity != "token":
+            return None
+        return (labels[:, 1:] if self.shift_labels else labels) != self.ignore_index
+
+    def _losses(self, model: torch.nn.Module, inputs: Mapping[str, Any], labels: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        """The model's outputs and its ``(B,)`` per-sequence or ``(B, T')`` per-token losses."""
+        if self.hidden_loss:
+            return self._hidden_per_sample(model, inputs, labels)
+        outputs = model(**inputs)
+        logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs[0]
+        fn = per_token_loss if self.granularity == "token" else per_sample_loss
+        return outputs, fn(logits, labels, ignore_index=self.ignore_index, shift=self.shift_labels)
+
+    def _reference_losses(self, inputs: Mapping[str, Any], labels: torch.Tensor) -> Optional[torch.Tensor]:
+        """The reference model's losses on the same batch (no gradients, eval mode), or None."""
+        ref = self.reference_model
+        if ref is None:
+            return None
+        p = next(ref.parameters(), None)
+        if p is not None and p.device != labels.device:
+            ref.to(labels.device)
+        if ref.training:
+            ref.eval()
+        with torch.no_grad():
+            return self._losses(ref, inputs, labels)[1]
+
+    def _global_micro_loss(self, model: torch.nn.Module, inputs: Mapping[str, Any], labels: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """scope="global": on the step's first micro-batch the first pass over all of them, then
+        this micro-batch's loss with its slice of the global weights."""
+        st = self._rw_pending
+        if st is None or st.next >= len(st.batches):
+            raise RuntimeError(
+                "scope='global' computes the weights of the micro-batches the Trainer fetched for one "
+                "optimizer step (get_batch_samples); compute_loss was called for a training micro-batch "
+                "outside that loop (call it only from Trainer.train, or use scope='micro')"
+            )
+        if st.next == 0:
+            self._first_pass(model, st)
+        k = st.next
+        st.next += 1
+        _set_rng_state(st.rng[k])  # the same dropout masks as in the first pass
+        outputs, losses = self._losses(model, inputs, labels)
+        assert st.gb is not None
+        loss = st.gb.loss(k, losses)
+        g = len(st.batches)
+        if st.next == g:
+            self._rw_pending = None
+        # The weights sum to 1 over the whole step; the Trainer divides each micro-batch's loss
+        # by the number of micro-batches it accumulates (g), which this undoes.
+        return loss * g, outputs
+
+    def _first_pass(self, model: torch.nn.Module, st: "_Step") -> None:
+        """The losses of every micro-batch of the step without gradients (train mode; the RNG
+        state before each is kept for the second pass), then the global weights, once."""
+        first: list[torch.Tensor] = []
+        masks: list[Optional[torch.Tensor]] = []
+        refs: list[Optional[torch.Tensor]] = []
+        doms: list[Any] = []
+        with torch.no_grad():
+            for raw in st.batches:
+                inputs = dict(self._prepare_inputs(raw))  # type: ignore[attr-defined]
+                doms.append(inputs.pop(self.domain_key, None) if self.domain_key else None)
+                labels = _pop_labels(inputs)
+                st.rng.append(_rng_state())
+                first.append(self._losses(model, inputs, labels)[1])
+                masks.append(self._token_mask(labels))
+                refs.append(self._reference_losses(inputs, labels))
+        has_dom = [d is not None for d in doms]
+        if any(has_dom) and not all(has_dom):
+            raise ValueError(
+                f"the {self.domain_key!r} entry must be in every micro-batch of an optimizer step or in none"
+            )
+        self.reweighter.step = int(self.state.global_step)
+        st.gb = GlobalBatch(
+            self.reweighter, first,
+            masks=masks if self.granularity == "token" else None,
+            references=refs if self.reference_model is not None else None,
+            domains=doms if all(has_dom) else None,
+        )
+        self._accumulate_stats(self.reweighter.stats)
+
+    def get_batch_samples(self, epoch_iterator: Any, num_batches: int, *args: Any, **kwargs: Any) -> tuple[list[Any], Any]:
+        """The Trainer's ``get_batch_samples`` (the micro-batches of one optimizer step); under
+        ``scope="global"`` they are also kept for the first pass. (Extra arguments, the device in
+        recent transformers versions, are passed on as they come.)"""
+        batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, *args, **kwargs)  # type: ignore[misc]
+        if self.scope == "global":
+            self._rw_pending = _Step(list(batches)) if batches else None
+        return batches, num_items
 
     def _hidden_per_sample(
         self, model: torch.nn.Module, inputs: Mapping[str, Any], labels: torch.Tensor
     ) -> tuple[Any, torch.Tensor]:
-        """The model's forward with its output layer replaced by a recorder, then the chunked loss.
+        """The model's forward with its output layer replaced by a recorder, then the chunked loss
+        (per sequence, or per token at token granularity).
 
         The call goes through ``model`` (possibly DDP-wrapped), so DDP's forward bookkeeping runs as
         usual; the output layer's weight enters the graph in the loss instead of in the model. The
@@ -218,11 +424,12 @@ class ReweightingMixin:
                 f"which do not line up with labels {tuple(labels.shape)} (does the model keep only some "
                 "positions' logits?)"
             )
-        per_sample = per_sample_loss_from_hidden(
+        fn = per_token_loss_from_hidden if self.granularity == "token" else per_sample_loss_from_hidden
+        losses = fn(
             hidden, head.weight, labels, bias=head.bias, ignore_index=self.ignore_index,
             shift=self.shift_labels, chunk_size=self.hidden_chunk_size,
         )
-        return outputs, per_sample
+        return outputs, losses
 
     def _set_signature_columns_if_needed(self) -> None:
         # The Trainer keeps only the batch entries the model's forward takes (and the labels);
