@@ -18,9 +18,11 @@ var resumable = []string{"threads", "ckpt_every", "quiet", "resume", "out"}
 // ResumeConfig returns the configuration of the run in dir (its
 // config.json) with the keys given by the caller applied: set is the
 // caller's configuration and keys the keys the caller set explicitly.
-// Threads, CkptEvery and Quiet may change; any other key that differs from
-// the saved run is an error, because the resumed run would no longer equal
-// an uninterrupted one.
+// Threads, CkptEvery and Quiet may change, and Seeds may grow: a list that
+// starts with the run's seeds adds seeds to a finished (or unfinished)
+// comparison, which then equals a run started with the longer list. Any
+// other key that differs from the saved run is an error, because the
+// resumed run would no longer equal an uninterrupted one.
 func ResumeConfig(dir string, set Config, keys []string) (Config, error) {
 	b, err := os.ReadFile(configPath(dir))
 	if err != nil {
@@ -45,9 +47,17 @@ func ResumeConfig(dir string, set Config, keys []string) (Config, error) {
 			}
 			continue
 		}
+		if name == "seeds" && extendsSeeds(saved.Seeds, set.Seeds) {
+			saved.Seeds = append(SeedList(nil), set.Seeds...)
+			continue
+		}
 		if !reflect.DeepEqual(sv.Field(i).Interface(), nv.Field(i).Interface()) {
-			return Config{}, fmt.Errorf("train: resume %s: %s = %v differs from the run's %v; only %s may change when resuming (start a new run with another out directory instead)",
-				dir, name, nv.Field(i).Interface(), sv.Field(i).Interface(), strings.Join(resumable[:3], ", "))
+			hint := ""
+			if name == "seeds" {
+				hint = "; seeds may only grow, keeping the run's seeds first and in order"
+			}
+			return Config{}, fmt.Errorf("train: resume %s: %s = %v differs from the run's %v; only %s may change when resuming%s (start a new run with another out directory instead)",
+				dir, name, nv.Field(i).Interface(), sv.Field(i).Interface(), strings.Join(resumable[:3], ", "), hint)
 		}
 	}
 	if slices.Contains(keys, "out") && set.Out != "" && filepath.Clean(set.Out) != filepath.Clean(dir) {
@@ -56,4 +66,26 @@ func ResumeConfig(dir string, set Config, keys []string) (Config, error) {
 	saved.Resume = dir
 	saved.Out = dir
 	return saved, nil
+}
+
+// extendsSeeds reports whether seeds is saved followed by at least one more
+// seed: a multi-seed run may be resumed with more seeds, never fewer or
+// reordered ones (the seed directories and the pairing are per seed, so the
+// longer run equals one started with the longer list).
+func extendsSeeds(saved, seeds SeedList) bool {
+	return len(saved) > 0 && len(seeds) > len(saved) && slices.Equal(saved, seeds[:len(saved)])
+}
+
+// savedSeeds returns the seeds in the config.json of the run in dir, nil
+// when it cannot be read (ResumeConfig reports that).
+func savedSeeds(dir string) SeedList {
+	b, err := os.ReadFile(configPath(dir))
+	if err != nil {
+		return nil
+	}
+	saved, _, err := Config{Accum: 1, Scope: ScopeMicro, Granularity: GranularitySequence}.ParseJSON(b)
+	if err != nil {
+		return nil
+	}
+	return saved.Seeds
 }

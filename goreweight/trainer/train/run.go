@@ -64,10 +64,13 @@ func DefaultOut(now time.Time) string { return filepath.Join("runs", now.Format(
 //
 // With cfg.Resume set, the configuration comes from the run directory's
 // config.json; of cfg only Threads, CkptEvery (when non-zero) and Quiet are
-// used. Check a full configuration against the saved one with
-// ResumeConfig first.
+// used, and Seeds when it extends the run's seeds (the run's seeds followed
+// by more): the new seeds are trained, the config.json records them and the
+// summary covers them all. Check a full configuration against the saved one
+// with ResumeConfig first.
 func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 	wallStart := time.Now()
+	moreSeeds := false
 	if cfg.Resume != "" {
 		var keys []string
 		if cfg.Threads != 0 {
@@ -79,11 +82,16 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 		if cfg.Quiet {
 			keys = append(keys, "quiet")
 		}
+		before := savedSeeds(cfg.Resume)
+		if extendsSeeds(before, cfg.Seeds) {
+			keys = append(keys, "seeds")
+		}
 		c, err := ResumeConfig(cfg.Resume, cfg, keys)
 		if err != nil {
 			return nil, err
 		}
 		cfg = c
+		moreSeeds = len(cfg.Seeds) > len(before)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -137,12 +145,16 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 	}
 	first.ref = ref
 
-	// The run directory, once the data is known to load.
+	// The run directory, once the data is known to load; a resumed run
+	// given more seeds records them, so that a later --resume trains them too.
 	if cfg.Resume == "" {
 		if err := newRunDir(cfg.Out); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.Resume == "" || moreSeeds {
 		saved := cfg
+		saved.Resume = ""
 		b, _ := json.MarshalIndent(saved, "", "  ")
 		if err := writeFileAtomic(configPath(cfg.Out), append(b, '\n')); err != nil {
 			return nil, err

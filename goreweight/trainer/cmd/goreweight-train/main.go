@@ -78,7 +78,7 @@ func bind(fs *flag.FlagSet, c *train.Config) {
 	fs.Float64Var(&c.ValFraction, "val-fraction", c.ValFraction, "fraction of each domain's windows held out for validation")
 	fs.IntVar(&c.ValMax, "val-max", c.ValMax, "validation windows evaluated per domain (0: all)")
 	fs.StringVar(&c.Out, "out", c.Out, "run directory (default runs/<YYYYMMDD-HHMMSS>)")
-	fs.StringVar(&c.Resume, "resume", c.Resume, "continue the run in this directory from its last checkpoints")
+	fs.StringVar(&c.Resume, "resume", c.Resume, "continue the run in this directory from its last checkpoints; with --seeds listing more seeds after the run's own, also train those")
 	fs.IntVar(&c.EvalEvery, "eval-every", c.EvalEvery, "steps between validation evaluations")
 	fs.IntVar(&c.CkptEvery, "ckpt-every", c.CkptEvery, "steps between checkpoints")
 	fs.IntVar(&c.LogEvery, "log-every", c.LogEvery, "steps between metrics records")
