@@ -43,8 +43,9 @@ func TestSeedAndPresetFlags(t *testing.T) {
 }
 
 // TestSeedsResumeFromTheCommandLine checks --resume of a multi-seed run:
-// the finished run resumes, and a different list of seeds is refused
-// because the result would no longer be that run's.
+// the finished run resumes, more seeds after the run's own are trained, and
+// a list that drops or reorders the run's seeds is refused because the
+// result would no longer be that run's.
 func TestSeedsResumeFromTheCommandLine(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
 	args := append(tinyArgs(t, out), "--compare", "uniform,linupper", "--seeds", "1,2")
@@ -65,7 +66,14 @@ func TestSeedsResumeFromTheCommandLine(t *testing.T) {
 		t.Fatalf("resume: exit %d\n%s", code, stderr.String())
 	}
 	stderr.Reset()
-	if code := run([]string{"--resume", out, "--seeds", "1,2,3"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "seeds") {
-		t.Fatalf("resume with other seeds: exit %d\n%s", code, stderr.String())
+	if code := run([]string{"--resume", out, "--seeds", "2,1"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "seeds may only grow") {
+		t.Fatalf("resume with reordered seeds: exit %d\n%s", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"--resume", out, "--seeds", "1,2,3", "--quiet"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("resume with one more seed: exit %d\n%s", code, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(out, "seed-3", "linupper", "checkpoint.zip")); err != nil {
+		t.Errorf("seed 3 was not trained: %v", err)
 	}
 }
