@@ -110,12 +110,15 @@ def _scipy_blas() -> Blas | None:
     # installs next to goreweight in site-packages (both programs are two
     # levels below site-packages: goreweight/_lib, goreweight/bin).
     rpath = _rpath_origin() + "/../../scipy_openblas32/lib"
-    return Blas(
-        "scipy",
-        ["scipyopenblas"],
-        cflags=_quote(f"-I{inc}"),
-        ldflags=f"{_quote('-L' + lib)} -Wl,-rpath,{rpath}",
-    )
+    ldflags = f"{_quote('-L' + lib)} -Wl,-rpath,{rpath}"
+    # A build without isolation (--no-build-isolation, a --system-site-packages
+    # venv, --user) links the copy it will also run with, possibly in another
+    # site directory than goreweight's: keep its absolute directory as a second,
+    # fallback entry. An isolated build's copy is a temporary directory that pip
+    # deletes, so it is not recorded.
+    if "pip-build-env" not in lib and os.path.isdir(lib):
+        ldflags += f" {_quote('-Wl,-rpath,' + os.path.abspath(lib))}"
+    return Blas("scipy", ["scipyopenblas"], cflags=_quote(f"-I{inc}"), ldflags=ldflags)
 
 
 def _blas() -> Blas:
