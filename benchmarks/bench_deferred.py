@@ -19,7 +19,8 @@ compared with the exact weights: the largest relative weight error
 and the relative error of the accumulated gradient ``|g - g*| / |g*|``
 (each variant's gradient from its own backward over the same graph).
 Step 0 (whose range is the first micro-batch's own) is reported apart from
-the median / 90th percentile / max over steps 1..S-1.
+the median / 90th percentile / max over steps --report-from..S-1 (default
+1; e.g. --steps 120 --report-from 40 leaves out the fast early descent).
 
 Cost: ms per optimizer step (forward/backward of G micro-batches and the
 optimizer step) of micro scope, exact global scope and deferred global
@@ -153,14 +154,14 @@ def pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))]
 
 
-def summarize(runs: list[dict[str, Any]]) -> str:
-    out = ["| strategy | G | variant | step 0: max rel w / TV / grad rel | steps 1..: max rel w (median / p90 / max) | TV (median / max) | grad rel (median / p90 / max) | clipped (median) |",
+def summarize(runs: list[dict[str, Any]], start: int) -> str:
+    out = [f"| strategy | G | variant | step 0: max rel w / TV / grad rel | steps {start}..: max rel w (median / p90 / max) | TV (median / max) | grad rel (median / p90 / max) | clipped (median) |",
            "|---|---|---|---|---|---|---|---|"]
     for run in runs:
         rows = run["rows"]
         for k in ("deferred m=0", "deferred m=0.9", "micro", "uniform"):
             r0 = rows[0][k]
-            rest = [r[k] for r in rows[1:]]
+            rest = [r[k] for r in rows[start:]]
             mr = [r["max_rel"] for r in rest]
             tv = [r["tv"] for r in rest]
             gr = [r["grad_rel"] for r in rest]
@@ -226,6 +227,35 @@ def cost(data: torch.Tensor, vocab: int, a: argparse.Namespace) -> str:
     lines = ["| scope | median ms/step | min ms/step | min vs micro |", "|---|---|---|---|"]
     for name, ts in times.items():
         lines.append(f"| {name} | {statistics.median(ts) * 1e3:.1f} | {min(ts) * 1e3:.1f} | {min(ts) / base - 1:+.0%} |")
+    # the goreweight calls alone, on the same losses (no model work): G weights
+    # calls (micro: Reweighter calls; deferred: acc.weights, then finish scaling
+    # every .grad of the model once)
+    with torch.no_grad():
+        ls = [model(x, y) for x, y in mb]
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    rw = goreweight.Reweighter("linupper", schedule=1.0)
+    acc = goreweight.DeferredGlobalBatch(goreweight.Reweighter("linupper", schedule=1.0))
+
+    def calls_micro() -> None:
+        for l in ls:
+            rw.weights(l)
+
+    def calls_deferred() -> None:
+        for l in ls:
+            acc.weights(l)
+        acc.finish(model)
+
+    for name, f in (("micro: weights calls only", calls_micro), ("deferred: weights + finish only", calls_deferred)):
+        f()
+        ts = []
+        for _ in range(200):
+            sync()
+            t0 = time.perf_counter()
+            f()
+            sync()
+            ts.append(time.perf_counter() - t0)
+        lines.append(f"| {name} | {statistics.median(ts) * 1e3:.3f} | {min(ts) * 1e3:.3f} | |")
     return "\n".join(lines)
 
 
@@ -237,6 +267,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=40, help="optimizer steps per error run")
     ap.add_argument("--accums", default="2,4,8", help="G values of the error part")
+    ap.add_argument("--report-from", type=int, default=1, help="first step of the summary columns (the run trains from step 0)")
     ap.add_argument("--strategies", default="linupper,quadratic")
     ap.add_argument("--r", type=float, default=1.0)
     ap.add_argument("--micro", type=int, default=8, help="sequences per micro-batch")
@@ -263,7 +294,7 @@ def main() -> None:
                 runs.append(error_run(data, vocab, strategy, G, a))
                 rows = runs[-1]["rows"]
                 print(f"# {strategy} G={G}: {a.steps} steps in {time.perf_counter() - t0:.0f} s, loss {rows[0]['loss_mean']:.3f} -> {rows[-1]['loss_mean']:.3f}", flush=True)
-        print("\n" + summarize(runs) + "\n", flush=True)
+        print("\n" + summarize(runs, a.report_from) + "\n", flush=True)
         record["error"] = runs
     if a.part in ("cost", "both"):
         table = cost(data, vocab, a)
