@@ -552,6 +552,23 @@ func RestoreDeferred(data []byte) (*Deferred, error) {
 	if s.Version != deferredStateVersion {
 		return nil, invalidf("goreweight: deferred state version %d, this build reads version %d", s.Version, deferredStateVersion)
 	}
+	// Nothing has a default: a state written by State holds every key.
+	var keys struct {
+		Version, Config, Step, Range, Open json.RawMessage
+	}
+	var cfgKeys struct {
+		RangeMomentum json.RawMessage `json:"range_momentum"`
+	}
+	_ = json.Unmarshal(data, &keys) // the strict decode above succeeded
+	_ = json.Unmarshal(keys.Config, &cfgKeys)
+	for _, k := range []struct {
+		name string
+		v    json.RawMessage
+	}{{"version", keys.Version}, {"config", keys.Config}, {"step", keys.Step}, {"range", keys.Range}, {"open", keys.Open}, {"config.range_momentum", cfgKeys.RangeMomentum}} {
+		if k.v == nil {
+			return nil, invalidf("goreweight: reading deferred state: key %q is missing", k.name)
+		}
+	}
 	d, err := NewDeferred(s.Config)
 	if err != nil {
 		return nil, invalidf("goreweight: deferred state: %w", err)

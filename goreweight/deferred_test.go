@@ -450,6 +450,9 @@ func TestDeferredStateResumes(t *testing.T) {
 		strings.Replace(string(good), `"strategy":"extremes"`, `"strategy":"topk"`, 1),
 		strings.Replace(string(good), `"open":null`, `"open":{"provisional_range":false,"sums":[1]}`, 1),
 		strings.Replace(string(good), `"open":null`, `"open":null,"extra":1`, 1),
+		strings.Replace(string(good), `,"open":null`, ``, 1),
+		strings.Replace(string(good), `"range":[`, `"rang":[`, 1),
+		strings.Replace(string(good), `,"range_momentum":0.3`, ``, 1),
 		string(good) + " {}",
 		`{"version":1,"config":{},"step":0,"range":null,"open":null}`,
 	} {
