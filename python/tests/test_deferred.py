@@ -81,6 +81,32 @@ def test_token_losses_with_mask_equal_the_oracle():
     assert acc.stats["m"] == int(sum(int(m.sum()) for m in masks)) and acc.stats["nonfinite"] == 1
 
 
+def test_reference_scores_the_excess_loss():
+    rng = np.random.default_rng(2)
+    l = torch.from_numpy(rng.uniform(1, 4, 30).astype(np.float32))
+    ref = torch.from_numpy(rng.uniform(0, 2, 30).astype(np.float32))
+    a = goreweight.DeferredGlobalBatch(goreweight.Reweighter("extremes", schedule=0.5))
+    b = goreweight.DeferredGlobalBatch(goreweight.Reweighter("extremes", schedule=0.5))
+    ua = a.weights(l, reference=ref)
+    ub = b.weights(l - ref)
+    assert a.finish() == b.finish()
+    torch.testing.assert_close(ua, ub, rtol=0, atol=0)
+    assert a.stats["loss_min"] == pytest.approx(float((l - ref).min()))  # the range is that of the scores
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_tensors_give_the_cpu_result():
+    l = torch.rand(2, 50) * 3
+    m = torch.rand(2, 50) < 0.8
+    c = goreweight.DeferredGlobalBatch(goreweight.Reweighter("linupper", schedule=0.5))
+    g = goreweight.DeferredGlobalBatch(goreweight.Reweighter("linupper", schedule=0.5))
+    uc = c.weights(l, mask=m)
+    ug = g.weights(l.cuda(), mask=m.cuda())
+    assert ug.device.type == "cuda"
+    torch.testing.assert_close(ug.cpu(), uc, rtol=0, atol=0)
+    assert c.finish() == g.finish()
+
+
 # ------------------------------------------------------------- against the exact path
 
 
