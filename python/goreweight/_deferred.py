@@ -347,10 +347,11 @@ class DeferredGlobalBatch:
         """Statistics of the last finished step over the global batch, as
         a flat dict of floats (empty before the first): the keys of
         :attr:`Reweighter.stats` for the weights ``u/Z`` (``capped`` is 0),
-        plus ``range_lo``, ``range_hi`` (the range the step used),
-        ``clipped`` and ``clipped_frac`` (counted losses outside it, whose
-        normalised value was clipped to ±delta: how far the approximation
-        was from exact), ``z`` and ``scale`` (``1/z``).
+        plus ``range_lo``, ``range_hi`` (the range the step used: the
+        closer to ``loss_min``, ``loss_max``, the step's own, the closer
+        the weights to exact), ``clipped`` and ``clipped_frac`` (counted
+        losses outside that range, whose normalised value was clipped to
+        ±delta), ``z`` and ``scale`` (``1/z``).
 
         Example::
 
