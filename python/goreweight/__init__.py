@@ -17,6 +17,7 @@ The main entry points::
     tok = goreweight.per_token_loss(logits, labels)           # (batch, seq-1), NaN where ignored
     loss = goreweight.reweighted_loss(tok, "topk", q=0.6)     # token level (Rho-1 selection)
     gb = goreweight.GlobalBatch(rw, first_pass_losses)        # global scope under accumulation
+    acc = goreweight.DeferredGlobalBatch(rw)                  # approximate global scope, no first pass
 
 See docs/scope.md for token level, reference losses and global scope.
 
@@ -51,11 +52,13 @@ from ._lib import strategies as _strategies
 from ._lib import version as _version
 from ._reweighter import Reweighter
 from ._scope import GlobalBatch, global_batch_weights
+from ._deferred import DeferredGlobalBatch
 from ._weights import max_weight_bound, per_sample_loss, per_token_loss, reweighted_loss, weights
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DeferredGlobalBatch",
     "EmptyBatchError",
     "GlobalBatch",
     "GoreweightError",

@@ -183,6 +183,22 @@ _PROTOTYPES: dict[str, tuple[Optional[list[Any]], Any, bool]] = {
     "grw_weights_masked": (None, _c_int, False),
     "grw_weigher_weights_masked": ([_c_u64, _c_double, _c_void_p, _c_void_p, _c_void_p, ctypes.c_int32, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p, _c_void_p], _c_int, False),
     "grw_reweighter_weights_masked": ([_c_u64, _c_void_p, _c_void_p, _c_void_p, ctypes.c_int32, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p, _c_void_p], _c_int, False),
+    # the approximate global scope (capi/deferred.go); absent from libraries built before it
+    "grw_deferred_new": ([_c_char_p, _c_void_p, _c_void_p], _c_int, False),
+    "grw_deferred_restore": ([_c_char_p, _c_void_p, _c_void_p], _c_int, False),
+    "grw_deferred_micro": ([_c_u64, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p], _c_int, False),
+    "grw_deferred_sums": ([_c_u64, _c_void_p, _c_i64, _c_void_p], _c_int, False),
+    "grw_deferred_finish": ([_c_u64, _c_void_p, _c_i64, _c_void_p, _c_void_p, _c_void_p], _c_int, False),
+    "grw_deferred_discard": ([_c_u64, _c_void_p], _c_int, False),
+    "grw_deferred_range": ([_c_u64, _c_void_p, _c_void_p, _c_void_p, _c_void_p], _c_int, False),
+    "grw_deferred_set_range": ([_c_u64, _c_double, _c_double, _c_void_p], _c_int, False),
+    "grw_deferred_step": ([_c_u64, _c_void_p, _c_void_p, _c_void_p], _c_int, False),
+    "grw_deferred_set_step": ([_c_u64, _c_i64, _c_void_p], _c_int, False),
+    "grw_deferred_r": ([_c_u64, _c_void_p, _c_void_p], _c_int, False),
+    "grw_deferred_stats": ([_c_u64, _c_void_p, _c_void_p], _c_int, False),
+    "grw_deferred_state": ([_c_u64, _c_void_p, _c_void_p], _c_int, False),
+    "grw_deferred_load_state": ([_c_u64, _c_char_p, _c_void_p], _c_int, False),
+    "grw_deferred_config": ([_c_u64, _c_void_p, _c_void_p], _c_int, False),
     # the Go trainer (capi/train.go); absent from libraries built before it
     "grw_train": ([_c_char_p, _c_void_p, _c_void_p], _c_int, False),
 }
