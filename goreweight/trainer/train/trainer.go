@@ -361,7 +361,7 @@ func (t *trainer) save() error {
 // "4 micro-batches of 8 (global scope, token level)".
 func describeStep(cfg Config) string {
 	var what []string
-	if cfg.Accum > 1 {
+	if cfg.Accum > 1 || cfg.Scope == ScopeDeferred {
 		what = append(what, cfg.Scope+" scope")
 	}
 	if cfg.Granularity == GranularityToken {
