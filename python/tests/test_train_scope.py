@@ -31,6 +31,23 @@ def test_accum_global_token_reference(tmp_path) -> None:
     assert 0 < last["ess_frac"] <= 1
 
 
+def test_deferred_scope(tmp_path) -> None:
+    """scope="deferred" (the approximate global scope) runs from Python and
+    records the range each step normalised with; a strategy it cannot
+    weigh is refused before training, naming the key."""
+    ref = goreweight.train({**TINY, "strategy": "uniform", "out": str(tmp_path / "ref")})
+    summary = goreweight.train({**TINY, "strategy": "linupper", "accum": 3, "scope": "deferred",
+                                "granularity": "token", "reference": ref["out"], "out": str(tmp_path / "run")})
+    assert summary["config"]["scope"] == "deferred"
+    with open(tmp_path / "run" / "metrics.jsonl", encoding="utf-8") as f:
+        records = [json.loads(line) for line in f][1:]
+    assert records and all(r["range_lo"] <= r["range_hi"] and 0 <= r["clipped_frac"] <= 1 for r in records)
+    with pytest.raises(goreweight.GoreweightError, match="strategy"):
+        goreweight.train({**TINY, "strategy": "topk", "q": 0.5, "scope": "deferred", "accum": 2,
+                          "out": str(tmp_path / "topk")})
+    assert not (tmp_path / "topk" / "topk").exists()
+
+
 @pytest.mark.parametrize("key,value", [("accum", 0), ("accum", 1.5), ("scope", "all"), ("granularity", "char")])
 def test_bad_values_name_the_key(tmp_path, key: str, value: object) -> None:
     with pytest.raises(goreweight.GoreweightError, match=key):

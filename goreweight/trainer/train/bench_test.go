@@ -18,7 +18,9 @@ import (
 // side by side: micro scope (the baseline), global scope (one extra
 // forward per micro-batch without gradients), a reference model of the
 // same size and a small one (1 layer, width 16), and token level in both
-// scopes. Each of the b.N rounds takes one step of every variant in turn,
+// scopes, and the deferred scope (the approximate global scope: no first
+// pass, the accumulated gradient scaled by 1/Z) per sequence and per
+// token. Each of the b.N rounds takes one step of every variant in turn,
 // so that the load of a shared machine falls on all of them alike; it
 // reports each variant's median and minimum milliseconds per step
 // ("ms-med/<variant>", "ms-min/<variant>") and the minima's ratio to micro
@@ -53,6 +55,8 @@ func BenchmarkStep(b *testing.B) {
 		{"global+ref-same", ScopeGlobal, GranularitySequence, refOf(gpt.Config{Vocab: 256, Seq: 64, Layers: 2, Heads: 4, Width: 64})},
 		{"micro-token", ScopeMicro, GranularityToken, nil},
 		{"global-token", ScopeGlobal, GranularityToken, nil},
+		{"deferred", ScopeDeferred, GranularitySequence, nil},
+		{"deferred-token", ScopeDeferred, GranularityToken, nil},
 	}
 	trainers := make([]*trainer, len(variants))
 	for i, v := range variants {

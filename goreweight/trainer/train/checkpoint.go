@@ -59,6 +59,10 @@ type checkpointMeta struct {
 	Config Config `json:"config"`
 	// Reweighter is the core Reweighter's State.
 	Reweighter json.RawMessage `json:"reweighter"`
+	// Deferred is the core Deferred's State in deferred scope (its
+	// running loss range and step; no open step: checkpoints are written
+	// between optimiser steps), absent otherwise.
+	Deferred json.RawMessage `json:"deferred,omitempty"`
 	// Iterator is the data iterator's position (with the dataset's
 	// fingerprint).
 	Iterator data.IteratorState `json:"iterator"`
@@ -91,6 +95,7 @@ type trainState struct {
 	model *gpt.Model
 	opt   *optim.AdamW
 	rw    *goreweight.Reweighter
+	def   *goreweight.Deferred // deferred scope only, else nil
 	it    *data.Iterator
 }
 
@@ -106,6 +111,14 @@ func saveCheckpoint(path string, meta checkpointMeta, st trainState) error {
 	}
 	meta.Format = checkpointFormat
 	meta.Reweighter = rws
+	if st.def != nil {
+		if st.def.Open() {
+			return fmt.Errorf("train: checkpoint at step %d: the deferred weights' step %d is still open (checkpoints are written between optimiser steps)", meta.Step, st.def.Step())
+		}
+		if meta.Deferred, err = st.def.State(); err != nil {
+			return err
+		}
+	}
 	meta.Iterator = st.it.State()
 	meta.RNG = rngState{Seed: meta.Config.Seed, Note: rngNote}
 	meta.Backend = nn.Backend()
@@ -233,10 +246,45 @@ func loadCheckpoint(b []byte, path, strategy string, want goreweight.Config, st 
 	if err := st.rw.LoadState(meta.Reweighter); err != nil {
 		return fail(err)
 	}
+	if err := loadDeferred(meta, want, st.def); err != nil {
+		return fail(err)
+	}
 	if err := st.it.Restore(meta.Iterator); err != nil {
 		return fail(err)
 	}
 	return meta, nil
+}
+
+// loadDeferred restores def (nil: the run is not in deferred scope) from
+// the checkpoint's deferred state, which must be there exactly when def
+// is, with the run's configuration, at the checkpoint's step and between
+// steps.
+func loadDeferred(meta checkpointMeta, want goreweight.Config, def *goreweight.Deferred) error {
+	switch {
+	case def == nil && meta.Deferred == nil:
+		return nil
+	case def == nil:
+		return fmt.Errorf("it holds the state of deferred-scope weights, but this run is not in deferred scope")
+	case meta.Deferred == nil:
+		return fmt.Errorf("it holds no deferred-scope state (the running loss range), which this run in deferred scope needs")
+	}
+	d, err := goreweight.RestoreDeferred(meta.Deferred)
+	if err != nil {
+		return err
+	}
+	gotJSON, _ := json.Marshal(d.Config())
+	ref, err := goreweight.NewDeferred(goreweight.DeferredConfig{Config: want, RangeMomentum: def.Config().RangeMomentum})
+	if err != nil {
+		return err
+	}
+	wantJSON, _ := json.Marshal(ref.Config())
+	if !bytes.Equal(gotJSON, wantJSON) {
+		return fmt.Errorf("deferred configuration %s differs from this run's %s", gotJSON, wantJSON)
+	}
+	if d.Step() != int64(meta.Step) || d.Open() {
+		return fmt.Errorf("inconsistent deferred state: step %d (open %v), checkpoint step %d", d.Step(), d.Open(), meta.Step)
+	}
+	return def.LoadState(meta.Deferred)
 }
 
 // SavedModel is the model of a checkpoint with what it was trained with.

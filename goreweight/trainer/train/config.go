@@ -76,7 +76,13 @@ type Config struct {
 	// scaled by 1/Accum; "global" weights all Accum·Batch sequences of the
 	// optimiser step at once (exact: a first forward pass without
 	// gradients gives the losses, then each micro-batch's forward and
-	// backward uses its slice of the weights). See docs/trainer.md.
+	// backward uses its slice of the weights); "deferred" weights the
+	// whole optimiser step approximately without the first pass (each
+	// micro-batch's losses are normalised with the previous step's global
+	// loss range and backpropagated with unnormalised weights; the
+	// accumulated gradient is multiplied by 1/Z, the softmax normaliser of
+	// the whole step, before clipping: goreweight.Deferred; not for topk,
+	// truncate or cap). See docs/trainer.md.
 	Scope string `json:"scope"`
 	// Granularity is "sequence" (the default: one weight per sequence, from
 	// its mean token loss) or "token" (one weight per target token, from
@@ -198,6 +204,7 @@ func DefaultConfig() Config {
 const (
 	ScopeMicro          = "micro"
 	ScopeGlobal         = "global"
+	ScopeDeferred       = "deferred"
 	GranularitySequence = "sequence"
 	GranularityToken    = "token"
 )

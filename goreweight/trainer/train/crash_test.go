@@ -31,8 +31,10 @@ type crashArgs struct {
 	// PauseInCheckpoint makes every checkpoint write print "checkpoint" and
 	// pause halfway, so that the parent can kill it there.
 	PauseInCheckpoint bool `json:"pause_in_checkpoint"`
-	// Accum > 1 trains with gradient accumulation (crashAccumConfig).
-	Accum int `json:"accum"`
+	// Accum > 1 trains with gradient accumulation (crashAccumConfig) in
+	// Scope.
+	Accum int    `json:"accum"`
+	Scope string `json:"scope"`
 	// PauseAtMicro ("strategy step micro") makes the child print
 	// "micro strategy step micro" after every micro-batch and pause after
 	// that one, so that the parent can kill it in the middle of an
@@ -41,10 +43,10 @@ type crashArgs struct {
 }
 
 // crashAccumConfig is crashConfig with 3 micro-batches of 4 sequences per
-// optimiser step, weighted in global scope at token level.
-func crashAccumConfig(data, out string) Config {
+// optimiser step, weighted in scope (global or deferred) at token level.
+func crashAccumConfig(data, out, scope string) Config {
 	c := crashConfig(data, out)
-	c.Accum, c.Batch, c.Scope, c.Granularity = 3, 4, ScopeGlobal, GranularityToken
+	c.Accum, c.Batch, c.Scope, c.Granularity = 3, 4, scope, GranularityToken
 	return c
 }
 
@@ -76,7 +78,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	c := crashConfig(a.Data, a.Out)
 	if a.Accum > 1 {
-		c = crashAccumConfig(a.Data, a.Out)
+		c = crashAccumConfig(a.Data, a.Out, a.Scope)
 	}
 	if a.PauseAtMicro != "" {
 		microBatchHook = func(s string, step, micro int) {
@@ -214,19 +216,26 @@ func TestKillAndResume(t *testing.T) {
 }
 
 // TestKillMidAccumulation kills a training process with gradient
-// accumulation (3 micro-batches per optimiser step, global scope, token
-// level) in the middle of an accumulation, several times, in both
-// strategies, also before the first checkpoint; each time the checkpoint
-// on disk is at an optimiser-step boundary before the killed step, the
-// run resumes from it, and the final parameters, AdamW state, metrics and
-// sample logs equal an uninterrupted run's bit for bit.
+// accumulation (3 micro-batches per optimiser step, token level; global
+// and deferred scope) in the middle of an accumulation, several times, in
+// both strategies, also before the first checkpoint; each time the
+// checkpoint on disk is at an optimiser-step boundary before the killed
+// step, the run resumes from it, and the final parameters, AdamW state,
+// metrics and sample logs equal an uninterrupted run's bit for bit (in
+// deferred scope this needs the running loss range from the checkpoint).
 func TestKillMidAccumulation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts training processes")
 	}
+	for _, scope := range []string{ScopeGlobal, ScopeDeferred} {
+		t.Run(scope, func(t *testing.T) { testKillMidAccumulation(t, scope) })
+	}
+}
+
+func testKillMidAccumulation(t *testing.T, scope string) {
 	dir := t.TempDir()
 	data := writeCorpus(t, dir)
-	ref := crashAccumConfig(data, filepath.Join(dir, "ref"))
+	ref := crashAccumConfig(data, filepath.Join(dir, "ref"), scope)
 	if _, err := Run(context.Background(), ref, Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +261,7 @@ func TestKillMidAccumulation(t *testing.T) {
 			pause = fmt.Sprintf("%s %d %d", tg.strategy, tg.step, tg.micro)
 		}
 		_, err := os.Stat(configPath(out))
-		arg, _ := json.Marshal(crashArgs{Data: data, Out: out, Resume: err == nil, Accum: 3, PauseAtMicro: pause})
+		arg, _ := json.Marshal(crashArgs{Data: data, Out: out, Resume: err == nil, Accum: 3, Scope: scope, PauseAtMicro: pause})
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+string(arg))
 		stdout, err := cmd.StdoutPipe()
@@ -309,18 +318,25 @@ func TestKillMidAccumulation(t *testing.T) {
 			t.Errorf("killed in step %d: no checkpoint: %v", tg.step, zerr)
 		}
 	}
-	compareRuns(t, want, readRun(t, crashAccumConfig(data, out)))
+	compareRuns(t, want, readRun(t, crashAccumConfig(data, out, scope)))
 }
 
 // TestCancelMidAccumulation: a context cancelled in the middle of an
 // accumulation stops after the optimiser step in progress (a checkpoint
 // is only ever written at a step boundary), and resuming gives the
-// uninterrupted run bit for bit.
+// uninterrupted run bit for bit: micro scope per sequence, deferred scope
+// per token (whose running range the checkpoint carries).
 func TestCancelMidAccumulation(t *testing.T) {
+	for _, tc := range []struct{ scope, gran string }{{ScopeMicro, GranularitySequence}, {ScopeDeferred, GranularityToken}} {
+		t.Run(tc.scope, func(t *testing.T) { testCancelMidAccumulation(t, tc.scope, tc.gran) })
+	}
+}
+
+func testCancelMidAccumulation(t *testing.T, scope, gran string) {
 	dir := t.TempDir()
 	data := writeCorpus(t, dir)
-	c := crashAccumConfig(data, filepath.Join(dir, "ref"))
-	c.Steps, c.Scope, c.Granularity = 9, ScopeMicro, GranularitySequence
+	c := crashAccumConfig(data, filepath.Join(dir, "ref"), scope)
+	c.Steps, c.Granularity = 9, gran
 	if _, err := Run(context.Background(), c, Options{}); err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,15 @@ type Record struct {
 	// of samples with a NaN or infinite loss (weight 0).
 	Capped    int `json:"capped"`
 	NonFinite int `json:"nonfinite"`
+	// RangeLo and RangeHi are the loss range (of the scores: the excess
+	// losses with a reference) that the step's normalisation used in
+	// deferred scope: the previous step's global min/max (so the next
+	// step's record holds this step's own); ClippedFrac is the fraction
+	// of the step's finite scores outside it, whose normalised value was
+	// clipped to ±delta. Present in deferred scope only.
+	RangeLo     *Float `json:"range_lo,omitempty"`
+	RangeHi     *Float `json:"range_hi,omitempty"`
+	ClippedFrac *Float `json:"clipped_frac,omitempty"`
 	// GradNorm is the global gradient norm before clipping.
 	GradNorm Float `json:"grad_norm"`
 	// DomainLoss is the unweighted mean loss per domain in the batch;

@@ -28,3 +28,10 @@ func (c Config) Reweighting(strategy string) goreweight.Config {
 	o.Strategy, o.Delta, o.Cap, o.Q = strategy, c.Delta, c.Cap, c.Q
 	return goreweight.Config{Options: o, Schedule: s.WithWarmup(int64(c.Warmup()))}
 }
+
+// deferredConfig returns the core configuration of one strategy's run in
+// deferred scope: Reweighting(strategy) with range momentum 0 (each step
+// normalises with the previous step's global min/max).
+func (c Config) deferredConfig(strategy string) goreweight.DeferredConfig {
+	return goreweight.DeferredConfig{Config: c.Reweighting(strategy)}
+}

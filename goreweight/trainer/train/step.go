@@ -30,6 +30,9 @@ type stepOut struct {
 	entryWeights []float32
 	// stats describe the weights of the step (see stepStats).
 	stats *goreweight.Stats
+	// deferred is the core's account of a deferred-scope step (the range
+	// it normalised with, the clipped count, 1/Z), nil in other scopes.
+	deferred *goreweight.DeferredStats
 }
 
 // entries are the losses of a step (or a micro-batch) at the run's
@@ -128,7 +131,8 @@ func (t *trainer) weigh(dst []float32, e entries) (goreweight.Stats, error) {
 // the step's temperature, its weights divided by Accum; global scope: a
 // first forward pass without gradients gives the losses of every
 // micro-batch, one core call weighs them all, then each micro-batch's
-// forward and backward uses its slice.
+// forward and backward uses its slice; deferred scope: no first pass, see
+// accumulateDeferred.
 func (t *trainer) accumulate() (stepOut, error) {
 	cfg, st := t.cfg, t.st
 	G, B, T := cfg.Accum, cfg.Batch, cfg.Seq
@@ -172,7 +176,15 @@ func (t *trainer) accumulate() (stepOut, error) {
 		return seq, nil
 	}
 	st.model.ZeroGrad()
-	if cfg.Scope == ScopeGlobal {
+	if cfg.Scope == ScopeDeferred {
+		ds, err := t.accumulateDeferred(out.batches, w, n, &all, forward, backward)
+		if err != nil {
+			st.def.Discard()
+			return out, err
+		}
+		out.deferred = ds
+		calls = append(calls, ds.Stats)
+	} else if cfg.Scope == ScopeGlobal {
 		for _, b := range out.batches {
 			var l []float32
 			var err error
@@ -247,12 +259,90 @@ func (t *trainer) accumulate() (stepOut, error) {
 		copy(out.weights, w)
 	}
 	out.entryWeights = w
-	if len(calls) == 1 && t.ref == nil {
+	if len(calls) == 1 && t.ref == nil && out.deferred == nil {
 		out.stats = &calls[0]
 	} else {
 		out.stats = stepStats(calls, w, all)
 	}
 	return out, nil
+}
+
+// accumulateDeferred is accumulate's deferred scope: each micro-batch's
+// forward, the core Deferred's unnormalised weights u of its entries
+// (normalised with the previous step's global range) and its backward of
+// Σ u·l; then Finish gives 1/Z over the whole step, by which the
+// accumulated gradients and the weights in w are multiplied (the weights
+// then sum to 1 over the step), and the reweighter is moved to the next
+// step with the Deferred, so that both track the trainer's step. On error
+// the caller discards the Deferred's open step.
+func (t *trainer) accumulateDeferred(batches []data.Batch, w []float32, n int, all *entries,
+	forward func(data.Batch) ([]float32, error), backward func(int) error) (*goreweight.DeferredStats, error) {
+	d := t.st.def
+	d.Discard() // nothing is open between steps; a failed step's leftovers go
+	if err := d.SetStep(int64(t.step)); err != nil {
+		return nil, err
+	}
+	for k, b := range batches {
+		l, err := forward(b)
+		if err != nil {
+			return nil, err
+		}
+		e, err := t.entriesOf(b, l)
+		if err != nil {
+			return nil, err
+		}
+		all.append(e)
+		if err := deferredMicro(d, w[k*n:(k+1)*n], e); err != nil {
+			return nil, err
+		}
+		if err := backward(k); err != nil {
+			return nil, err
+		}
+	}
+	ds, err := d.Finish(nil)
+	if err != nil {
+		return nil, err
+	}
+	scale := ds.Scale
+	for _, p := range t.params {
+		for i, g := range p.Grad {
+			p.Grad[i] = float32(float64(g) * scale)
+		}
+	}
+	for i, u := range w {
+		w[i] = float32(float64(u) * scale)
+	}
+	if err := t.st.rw.SetStep(d.Step()); err != nil {
+		return nil, err
+	}
+	c := *ds
+	return &c, nil
+}
+
+// deferredMicro writes into dst the Deferred's unnormalised weights of the
+// entries' scores (0 at the entries that do not count).
+func deferredMicro(d *goreweight.Deferred, dst []float32, e entries) error {
+	if e.counted == nil {
+		_, err := d.Micro(dst, e.score)
+		return err
+	}
+	var idx []int
+	var scores []float32
+	for i, c := range e.counted {
+		if c {
+			idx = append(idx, i)
+			scores = append(scores, e.score[i])
+		}
+	}
+	u := make([]float32, len(idx))
+	if _, err := d.Micro(u, scores); err != nil {
+		return err
+	}
+	clear(dst)
+	for j, i := range idx {
+		dst[i] = u[j]
+	}
+	return nil
 }
 
 // stepStats describes the weights w of a whole optimiser step (they sum

@@ -550,6 +550,8 @@ func describeWeights(c Config, ref *ReferenceInfo) string {
 	over := fmt.Sprintf("the %d sequences of the step", c.Batch)
 	if c.Accum > 1 && c.Scope == ScopeGlobal {
 		over = fmt.Sprintf("all %d·%d sequences of the optimiser step (global scope)", c.Accum, c.Batch)
+	} else if c.Scope == ScopeDeferred {
+		over = fmt.Sprintf("all %d·%d sequences of the optimiser step, normalised with the previous step's loss range (deferred scope, approximate)", c.Accum, c.Batch)
 	} else if c.Accum > 1 {
 		over = fmt.Sprintf("each micro-batch of %d sequences alone, scaled by 1/%d (micro scope)", c.Batch, c.Accum)
 	}

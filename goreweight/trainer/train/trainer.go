@@ -116,6 +116,11 @@ func newTrainer(cfg Config, e *env, strategy string, lg *logs) (*trainer, error)
 		return nil, fmt.Errorf("train: strategy %q: %w", strategy, err)
 	}
 	t.st = trainState{model: model, opt: opt, rw: rw, it: e.ds.NewIterator()}
+	if cfg.Scope == ScopeDeferred {
+		if t.st.def, err = goreweight.NewDeferred(cfg.deferredConfig(strategy)); err != nil {
+			return nil, fmt.Errorf("train: strategy %q: %w", strategy, deferredError(cfg, strategy, err))
+		}
+	}
 	if e.ref != nil {
 		t.ref = e.ref.model
 	}
@@ -247,6 +252,10 @@ func (t *trainer) loop(ctx context.Context, p *progress, onStep func(string, int
 		}
 		if t.logsAt(t.step) {
 			rec := t.record(stats, lr, norm)
+			if ds := so.deferred; ds != nil {
+				lo, hi, frac := Float(ds.RangeLo), Float(ds.RangeHi), Float(float64(ds.Clipped)/float64(ds.Valid))
+				rec.RangeLo, rec.RangeHi, rec.ClippedFrac = &lo, &hi, &frac
+			}
 			rec.TokensPerS = Float(float64(sinceTokens) / sinceDur.Seconds())
 			sinceTokens, sinceDur = 0, 0
 			if t.evalAt(t.step) {
@@ -352,7 +361,7 @@ func (t *trainer) save() error {
 // "4 micro-batches of 8 (global scope, token level)".
 func describeStep(cfg Config) string {
 	var what []string
-	if cfg.Accum > 1 {
+	if cfg.Accum > 1 || cfg.Scope == ScopeDeferred {
 		what = append(what, cfg.Scope+" scope")
 	}
 	if cfg.Granularity == GranularityToken {

@@ -3,6 +3,7 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -113,8 +114,8 @@ func (c Config) Validate() error {
 	if c.Batch > maxElementsPerStep/c.Accum/max(c.Seq, 1) {
 		return bad("accum", c.Accum, fmt.Sprintf("accum·batch·seq = %d·%d·%d tokens per optimiser step is too many (at most %d)", c.Accum, c.Batch, c.Seq, maxElementsPerStep))
 	}
-	if c.Scope != ScopeMicro && c.Scope != ScopeGlobal {
-		return bad("scope", fmt.Sprintf("%q", c.Scope), fmt.Sprintf("must be %q (weights per micro-batch) or %q (weights of the whole optimiser step)", ScopeMicro, ScopeGlobal))
+	if c.Scope != ScopeMicro && c.Scope != ScopeGlobal && c.Scope != ScopeDeferred {
+		return bad("scope", fmt.Sprintf("%q", c.Scope), fmt.Sprintf("must be %q (weights per micro-batch), %q (weights of the whole optimiser step, exact) or %q (of the whole step, approximate, without the first pass)", ScopeMicro, ScopeGlobal, ScopeDeferred))
 	}
 	if c.Granularity != GranularitySequence && c.Granularity != GranularityToken {
 		return bad("granularity", fmt.Sprintf("%q", c.Granularity), fmt.Sprintf("must be %q (one weight per sequence) or %q (one weight per target token)", GranularitySequence, GranularityToken))
@@ -165,6 +166,35 @@ func (c Config) Validate() error {
 		if err := c.Reweighting(s).Validate(); err != nil {
 			return fmt.Errorf("train: reweighting for strategy %q: %w (keys schedule, r_start, r_end, r_steps, warmup_r, cap, delta, q)", s, err)
 		}
+		if c.Scope == ScopeDeferred {
+			if err := c.deferredConfig(s).Validate(); err != nil {
+				return deferredError(c, s, err)
+			}
+		}
 	}
 	return nil
+}
+
+// deferredError turns the core's refusal of strategy's deferred
+// configuration into the trainer's configError, naming the trainer's key:
+// "strategy" (or "compare" when the strategy came from it) or "cap".
+func deferredError(c Config, strategy string, err error) error {
+	key := "scope"
+	var v any = fmt.Sprintf("%q", strategy)
+	var oe *goreweight.OptionError
+	if errors.As(err, &oe) {
+		switch oe.Key {
+		case "strategy":
+			key = "strategy"
+			if len(c.Compare) > 0 {
+				key, v = "compare", fmt.Sprintf("%q", c.Compare.String())
+			}
+		case "cap":
+			key, v = "cap", c.Cap
+		}
+	}
+	if key == "scope" {
+		v = fmt.Sprintf("%q", c.Scope)
+	}
+	return keyError(key, fmt.Sprintf("train: %s = %v: not available with scope = %q: %v (scope %q supports it)", key, v, ScopeDeferred, err, ScopeGlobal), err)
 }

@@ -11,6 +11,7 @@
 //	goreweight-train --seeds 1,2,3 --compare uniform,linupper,quadratic
 //	goreweight-train --preset paper-quadratic --seeds 1,2,3
 //	goreweight-train --batch 8 --accum 4 --scope global --granularity token
+//	goreweight-train --batch 8 --accum 4 --scope deferred
 //	goreweight-train --strategy topk --q 0.6 --granularity token --reference runs/small/uniform
 //	goreweight-train --resume runs/20250101-120000
 //
@@ -59,7 +60,7 @@ func bind(fs *flag.FlagSet, c *train.Config) {
 	fs.IntVar(&c.Steps, "steps", c.Steps, "optimiser steps per strategy")
 	fs.IntVar(&c.Batch, "batch", c.Batch, "sequences per step (M); with --accum, per micro-batch")
 	fs.IntVar(&c.Accum, "accum", c.Accum, "micro-batches of --batch sequences per optimiser step (gradient accumulation; --steps counts optimiser steps, r advances once per step)")
-	fs.StringVar(&c.Scope, "scope", c.Scope, "weights per micro-batch, each scaled by 1/accum (micro), or of the whole optimiser step (global: one extra forward per micro-batch without gradients)")
+	fs.StringVar(&c.Scope, "scope", c.Scope, "weights per micro-batch, each scaled by 1/accum (micro), or of the whole optimiser step: exact (global: one extra forward per micro-batch without gradients) or approximate (deferred: no extra forward; each micro-batch normalised with the previous step's loss range, the gradient scaled by 1/Z before clipping; not topk, truncate or cap; see docs/scope.md)")
 	fs.StringVar(&c.Granularity, "granularity", c.Granularity, "one weight per sequence (sequence) or per target token (token; loss = Σ w_ij·l_ij)")
 	fs.StringVar(&c.Reference, "reference", c.Reference, "score by the excess loss over this goreweight-train run/strategy directory or checkpoint's model (any size, same tokenizer, context >= seq; one extra forward without gradients per micro-batch)")
 	fs.IntVar(&c.Seq, "seq", c.Seq, "sequence length (context) in tokens")

@@ -82,6 +82,24 @@ func TestAccumScopeGranularityReference(t *testing.T) {
 		t.Errorf("last record: tokens %d (%v), want %d", last.Tokens, err, 4*3*2*16)
 	}
 
+	// Deferred scope from the command line: every training record has the
+	// range it normalised with and the clipped fraction.
+	dout := filepath.Join(dir, "deferred")
+	if code, text := exec(args(dout, "--strategy", "linupper", "--accum", "3", "--scope", "deferred", "--granularity", "token", "--reference", refRun)); code != 0 {
+		t.Fatalf("deferred scope: exit %d\n%s", code, text)
+	}
+	db, _ := os.ReadFile(filepath.Join(dout, "metrics.jsonl"))
+	for i, line := range strings.Split(strings.TrimSpace(string(db)), "\n")[1:] {
+		var r struct {
+			RangeLo     *float64 `json:"range_lo"`
+			RangeHi     *float64 `json:"range_hi"`
+			ClippedFrac *float64 `json:"clipped_frac"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil || r.RangeLo == nil || r.RangeHi == nil || r.ClippedFrac == nil || *r.RangeLo > *r.RangeHi {
+			t.Errorf("deferred scope, record %d: %s (%v)", i+1, line, err)
+		}
+	}
+
 	// Refusals, each naming what is wrong.
 	twoRun := filepath.Join(dir, "two")
 	if code, text := exec(args(twoRun, "--compare", "uniform,linupper")); code != 0 {
@@ -105,6 +123,8 @@ func TestAccumScopeGranularityReference(t *testing.T) {
 		{[]string{"--accum", "1.5"}, 2, "accum"},
 		{[]string{"--scope", "all"}, 2, `scope = "all"`},
 		{[]string{"--granularity", "char"}, 2, `granularity = "char"`},
+		{[]string{"--scope", "deferred", "--strategy", "topk", "--q", "0.5"}, 2, `strategy = "topk": not available with scope = "deferred"`},
+		{[]string{"--scope", "deferred", "--cap", "2"}, 2, `cap = 2: not available with scope = "deferred"`},
 	} {
 		o := filepath.Join(dir, "bad")
 		os.RemoveAll(o)
