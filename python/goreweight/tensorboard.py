@@ -64,6 +64,9 @@ _FIELDS: Tuple[Tuple[str, str], ...] = (
     ("entropy", "reweight/entropy"),
     ("capped", "reweight/capped"),
     ("nonfinite", "reweight/nonfinite"),
+    ("range_lo", "reweight/range_lo"),  # --scope deferred only
+    ("range_hi", "reweight/range_hi"),
+    ("clipped_frac", "reweight/clipped_frac"),
     ("val_loss", "val/loss"),
     ("tokens_per_s", "perf/tokens_per_s"),
     ("elapsed_s", "perf/elapsed_s"),

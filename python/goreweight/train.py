@@ -16,8 +16,9 @@ The keys are those of the command's flags, with ``_`` (or ``-``):
 ``batch``, ``seq``, ``layers``, ``heads``, ``width``, ``lr``, ``seed``,
 ``seeds``, ``preset``, ``out``, ``resume``, ``noise``, ``eval_every``,
 ``ckpt_every``, ``threads``, ``quiet``, ``accum`` (micro-batches per
-optimiser step), ``scope`` (``"micro"`` or ``"global"``: weights of each
-micro-batch or of the whole accumulated step), ``granularity``
+optimiser step), ``scope`` (``"micro"``, ``"global"`` or ``"deferred"``: weights of each
+micro-batch, of the whole accumulated step, or of the whole step
+approximately without the extra forward), ``granularity``
 (``"sequence"`` or ``"token"``), ``reference`` (a run directory whose model
 scores the excess loss) and more (see docs/trainer.md); keys
 left out take the command's defaults, so ``goreweight.train()`` runs the
