@@ -141,6 +141,41 @@ def run_variant(exe: str, d: str, flags: List[str], log: Any) -> Optional[Dict[s
         return json.load(f)
 
 
+def add_seeds(exe: str, d: str, seeds: List[int], log: Any) -> Tuple[str, Optional[Dict[str, Any]]]:
+    """Variant d with more seeds: a copy of its finished run, resumed with the longer seed list
+    (the trainer trains only the new seeds; the result equals a run started with all of them)."""
+    name = f"{os.path.basename(d)}-seeds{len(seeds)}"
+    d2 = os.path.join(os.path.dirname(d), name)
+    summary = os.path.join(d2, "summary.json")
+    if os.path.exists(summary):
+        with open(summary) as f:
+            s = json.load(f)
+        if len(s.get("seeds") or []) == len(seeds):
+            with open(os.path.join(d, "summary.json")) as f:
+                s["base_seeds"] = json.load(f).get("seeds", [])
+            return name, s
+    if not os.path.exists(d2):
+        tmp = d2 + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(d, tmp)
+        os.replace(tmp, d2)
+    cmd = [exe, "--resume", d2, "--seeds", ",".join(map(str, seeds)), "--quiet"]
+    print(f"study: {' '.join(cmd)}", file=log, flush=True)
+    t0 = time.time()
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        print(f"study: failed ({p.returncode}): {p.stderr.strip()[-2000:]}", file=log, flush=True)
+        if p.returncode == 130:
+            raise KeyboardInterrupt
+        return name, None
+    print(f"study: done in {time.time() - t0:.0f}s", file=log, flush=True)
+    with open(summary) as f:
+        s = json.load(f)
+    with open(os.path.join(d, "summary.json")) as f:
+        s["base_seeds"] = json.load(f).get("seeds", [])  # their wall time is counted once, in d
+    return name, s
+
+
 def subset(s: Dict[str, Any], names: List[str], src: str) -> Dict[str, Any]:
     """Summary s restricted to the strategies names (the runs are the same models)."""
     out = dict(s)
@@ -190,7 +225,8 @@ def worst_wm(strategy: str, m: int, r: float, delta: float = 1.0) -> Optional[fl
 
 def sum_wall(results: Dict[str, Dict[str, Any]]) -> float:
     """Wall seconds of every model of every variant, over all its sessions."""
-    return sum(float(r.get("wall_s") or 0) for s in results.values() if "reused_from" not in s for r in s["runs"])
+    return sum(float(r.get("wall_s") or 0) for s in results.values() if "reused_from" not in s for r in s["runs"]
+               if r.get("seed") not in s.get("base_seeds", []))
 
 
 def table(s: Dict[str, Any], label: str = "") -> str:
@@ -303,7 +339,10 @@ def report(args: argparse.Namespace, scale: Dict[str, Any], seeds: List[int], re
                 f"- data: {any_s['data']}",
                 f"- seeds {','.join(map(str, seeds))} ({len(seeds)}); within a seed every strategy shares "
                 "initialisation, split, noise and batch order, so each Δ is a paired difference to uniform; "
-                f"95% intervals are t intervals over seeds ({len(seeds) - 1} degrees of freedom)",
+                f"95% intervals are t intervals over seeds ({len(seeds) - 1} degrees of freedom)"
+                + (f"; parts {', '.join(args.more_seeds_parts.split(','))} also with seeds "
+                   f"{args.more_seeds} added (variants named -seeds{len(seeds) + len(args.more_seeds.split(','))}, "
+                   "the same runs resumed with the longer list)" if args.more_seeds else ""),
                 f"- {any_s['backend']} backend, {any_s['threads']} threads; {sum_wall(results) / 60:.1f} min of training "
                 f"wall time in all (every model, all sessions), {wall_s / 60:.1f} min in the session that wrote this report", ""]
     if missing:
@@ -316,6 +355,7 @@ def report(args: argparse.Namespace, scale: Dict[str, Any], seeds: List[int], re
     for key in sorted(args.parts):
         title, variants = P[key]
         got = [(v, results[v]) for v, _ in variants if v in results]
+        got += [(v, s) for v, s in results.items() if any(v.startswith(w + "-seeds") for w, _ in variants)]
         if not got:
             continue
         out += [f"### ({key}) {title}", ""]
@@ -329,7 +369,7 @@ def report(args: argparse.Namespace, scale: Dict[str, Any], seeds: List[int], re
             if plot_deltas(os.path.join(assets, "b_fixed_r.png"), "linupper at a fixed r: Δ vs uniform, 95% CI", rows):
                 out += [f"![fixed r]({rel}/b_fixed_r.png)", ""]
         elif key in ("a", "c"):
-            s = got[0][1]
+            s = got[-1][1]  # the most seeds
             rows = [(n, a) for n, a in s["strategies"].items() if n != s["baseline"]]
             for d in s["domains"]:
                 rows += [(f"{n}/{d}", a["domains"][d]) for n, a in s["strategies"].items() if n != s["baseline"]]
@@ -379,6 +419,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="threads per run (0: all CPUs)")
     ap.add_argument("--budget-min", type=float, default=0, help="start no new variant after this many minutes (0: none)")
     ap.add_argument("--data", default="", help="training data (default builtin)")
+    ap.add_argument("--more-seeds", default="", help="comma-separated seeds to add, after the others, to the "
+                    "variants of --more-seeds-parts (each copied to <variant>-seeds<N> and resumed with the longer list)")
+    ap.add_argument("--more-seeds-parts", default="a,c", help="parts whose variants get --more-seeds (default a,c)")
     args = ap.parse_args(argv)
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     P = parts()
@@ -390,6 +433,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         scale["steps"] = args.steps
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()] or scale["seeds"]
     P = parts(scale["steps"])
+    more = [int(x) for x in args.more_seeds.split(",") if x.strip()]
+    if set(more) & set(seeds):
+        ap.error("--more-seeds must not repeat the seeds")
+    more_parts = [p.strip() for p in args.more_seeds_parts.split(",") if p.strip()]
     args.out = args.out or os.path.join("runs", f"study-{args.scale}")
     args.report = args.report or os.path.join(args.out, "STUDY.md")
     args.assets = args.assets or f"study-{args.scale}"
@@ -427,8 +474,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                 s = run_variant(exe, d, override(flags, extra), sys.stderr)
                 if s is None:
                     missing.append(v)
-                else:
-                    results[v] = s
+                    continue
+                results[v] = s
+                if more and key in more_parts:
+                    name, s2 = add_seeds(exe, d, seeds + more, sys.stderr)
+                    if s2 is None:
+                        missing.append(name)
+                    else:
+                        results[name] = s2
     except KeyboardInterrupt:
         print("study: interrupted; rerun the same command to continue", file=sys.stderr)
         missing.append("(interrupted)")
