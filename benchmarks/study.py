@@ -118,16 +118,13 @@ def override(flags: List[str], extra: List[str]) -> List[str]:
     return out
 
 
-def run_variant(exe: str, d: str, flags: List[str], log: Any) -> Optional[Dict[str, Any]]:
-    """Run (or resume, or reuse) one variant; return its summary, None on failure."""
-    summary = os.path.join(d, "summary.json")
-    if os.path.exists(summary):
-        with open(summary) as f:
-            return json.load(f)
-    if os.path.exists(os.path.join(d, "config.json")):
-        cmd = [exe, "--resume", d, "--quiet"]
-    else:
-        cmd = [exe, *flags, "--out", d]
+def load(path: str) -> Dict[str, Any]:
+    with open(path) as f:
+        return json.load(f)
+
+
+def train(cmd: List[str], summary: str, log: Any) -> Optional[Dict[str, Any]]:
+    """Run one goreweight-train command; its summary, None on failure (Ctrl-C propagates)."""
     print(f"study: {' '.join(cmd)}", file=log, flush=True)
     t0 = time.time()
     p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -137,8 +134,17 @@ def run_variant(exe: str, d: str, flags: List[str], log: Any) -> Optional[Dict[s
             raise KeyboardInterrupt
         return None
     print(f"study: done in {time.time() - t0:.0f}s", file=log, flush=True)
-    with open(summary) as f:
-        return json.load(f)
+    return load(summary)
+
+
+def run_variant(exe: str, d: str, flags: List[str], log: Any) -> Optional[Dict[str, Any]]:
+    """Run (or resume, or reuse) one variant; return its summary, None on failure."""
+    summary = os.path.join(d, "summary.json")
+    if os.path.exists(summary):
+        return load(summary)
+    if os.path.exists(os.path.join(d, "config.json")):
+        return train([exe, "--resume", d, "--quiet"], summary, log)
+    return train([exe, *flags, "--out", d], summary, log)
 
 
 def add_seeds(exe: str, d: str, seeds: List[int], log: Any) -> Tuple[str, Optional[Dict[str, Any]]]:
@@ -147,32 +153,16 @@ def add_seeds(exe: str, d: str, seeds: List[int], log: Any) -> Tuple[str, Option
     name = f"{os.path.basename(d)}-seeds{len(seeds)}"
     d2 = os.path.join(os.path.dirname(d), name)
     summary = os.path.join(d2, "summary.json")
-    if os.path.exists(summary):
-        with open(summary) as f:
-            s = json.load(f)
-        if len(s.get("seeds") or []) == len(seeds):
-            with open(os.path.join(d, "summary.json")) as f:
-                s["base_seeds"] = json.load(f).get("seeds", [])
-            return name, s
-    if not os.path.exists(d2):
-        tmp = d2 + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(d, tmp)
-        os.replace(tmp, d2)
-    cmd = [exe, "--resume", d2, "--seeds", ",".join(map(str, seeds)), "--quiet"]
-    print(f"study: {' '.join(cmd)}", file=log, flush=True)
-    t0 = time.time()
-    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if p.returncode != 0:
-        print(f"study: failed ({p.returncode}): {p.stderr.strip()[-2000:]}", file=log, flush=True)
-        if p.returncode == 130:
-            raise KeyboardInterrupt
-        return name, None
-    print(f"study: done in {time.time() - t0:.0f}s", file=log, flush=True)
-    with open(summary) as f:
-        s = json.load(f)
-    with open(os.path.join(d, "summary.json")) as f:
-        s["base_seeds"] = json.load(f).get("seeds", [])  # their wall time is counted once, in d
+    s: Optional[Dict[str, Any]] = load(summary) if os.path.exists(summary) else None
+    if s is None or len(s.get("seeds") or []) != len(seeds):
+        if not os.path.exists(d2):
+            tmp = d2 + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(d, tmp)
+            os.replace(tmp, d2)
+        s = train([exe, "--resume", d2, "--seeds", ",".join(map(str, seeds)), "--quiet"], summary, log)
+    if s is not None:
+        s["base_seeds"] = load(os.path.join(d, "summary.json")).get("seeds", [])  # their wall time counts once, in d
     return name, s
 
 
