@@ -8,6 +8,7 @@ a Markdown report with plots::
     python benchmarks/study.py --scale tiny           # ~25 minutes on 2 cores, pure-Go backend
     python benchmarks/study.py --scale small          # the README's default model, ~15 minutes with scipy-openblas
     python benchmarks/study.py --scale medium         # 0.8M parameters, ~1 hour on 2 quiet cores with scipy-openblas
+    python benchmarks/study.py --scale large --parts a  # 1.8M parameters, 2x the tokens: part (a) in ~35 minutes
     python benchmarks/study.py --scale full           # sized (not run) for ~1 hour per part
 
 The parts (``--parts a,b,c,d,e`` picks some):
@@ -45,8 +46,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Model, data and seeds per scale. tiny runs the whole study in about 20 minutes on 2 shared
 # cores with the pure-Go backend; small is the README's default model; medium is the largest
 # model whose whole grid (every part, 3 seeds, about 100 models) trains in about an hour on 2
-# quiet cores with scipy-openblas (one model: ~37 s); full is sized, not measured, for about
-# an hour per part.
+# quiet cores with scipy-openblas (one model: ~37 s); large is the next step up (1.8M
+# parameters, 1.2M tokens per model: ~4x medium's compute), run for part (a); full is sized,
+# not measured, for about an hour per part.
 SCALES: Dict[str, Dict[str, Any]] = {
     "tiny": {"layers": 1, "heads": 2, "width": 32, "seq": 32, "batch": 16, "steps": 400, "seeds": [1, 2, 3, 4, 5],
              "val_max": 64, "eval_every": 50},
@@ -54,6 +56,8 @@ SCALES: Dict[str, Dict[str, Any]] = {
               "val_max": 128, "eval_every": 100},
     "medium": {"layers": 4, "heads": 4, "width": 128, "seq": 64, "batch": 16, "steps": 600, "seeds": [1, 2, 3],
                "val_max": 128, "eval_every": 100},
+    "large": {"layers": 4, "heads": 6, "width": 192, "seq": 128, "batch": 16, "steps": 600, "seeds": [1, 2, 3],
+              "val_max": 128, "eval_every": 100},
     "full": {"layers": 4, "heads": 4, "width": 128, "seq": 128, "batch": 16, "steps": 2000, "seeds": [1, 2, 3, 4, 5],
              "val_max": 128, "eval_every": 100},
 }
