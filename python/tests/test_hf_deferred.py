@@ -155,7 +155,8 @@ def test_gradients_equal_the_float64_formula_with_the_previous_range(tmp_path, g
     assert [s for s, _, _ in seen] == list(range(steps))
     rec = logged(tr)
     for r, (_, norm, (lo, hi)) in zip(rec, seen):
-        assert r["grad_norm"] == pytest.approx(norm, rel=1e-4)  # the norm of the 1/Z-scaled gradient
+        if clip or "grad_norm" in r:  # (transformers 4.x logs it only when clipping)
+            assert r["grad_norm"] == pytest.approx(norm, rel=1e-4)  # the norm of the 1/Z-scaled gradient
         assert r["reweight/range_lo"] == pytest.approx(lo, rel=1e-5)
         assert r["reweight/range_hi"] == pytest.approx(hi, rel=1e-5)
     if clip:
