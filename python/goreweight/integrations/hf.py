@@ -54,6 +54,19 @@ Options (see :class:`ReweightingMixin` and docs/integrations.md):
   by ``G``), so the accumulated gradients are ``sum_i w_i grad l_i`` over the global batch:
   those of one step with ``G = 1`` on the ``G``-times larger batch. Cost: one extra forward
   without gradients per micro-batch.
+- ``scope="deferred"``: the approximate global scope (:class:`goreweight.DeferredGlobalBatch`,
+  docs/scope.md), without the first pass. Each micro-batch's ``compute_loss`` runs one forward
+  and returns ``G * world * sum_i u_i l_i`` with the unnormalised weights ``u_i`` of losses
+  normalised with a range known before the step (the previous step's global min/max; on the
+  first step the first micro-batch's own); :meth:`ReweightingMixin.training_step`, after the
+  backward of the step's last micro-batch (DDP has averaged the gradients), calls
+  ``finish(model)``: ``Z = sum u`` over the step and all ranks, every ``.grad`` times ``1/Z``,
+  then the Trainer clips and steps. The accumulated gradients are ``sum_i (u_i/Z) grad l_i``
+  over the global batch: ``scope="global"``'s when the step's losses span the range used,
+  otherwise an approximation (its error is measured in docs/scope.md). No extra forward. Not
+  for ``topk``/``truncate``, a cap or domain multipliers (a ``ValueError`` at construction).
+  The running range is saved with the checkpoints (``goreweight_state.json``) and restored on
+  resume. The logged loss of the step is carried by its last micro-batch (the others log 0).
 - ``granularity="token"``: :func:`goreweight.per_token_loss` (or, with ``hidden_loss``,
   :func:`goreweight.per_token_loss_from_hidden`) and ``mask = labels != ignore_index`` (shifted):
   one weight per counted token over all counted tokens of the (micro or global) batch, ignored
@@ -67,12 +80,14 @@ Evaluation (``model.training`` false) uses the stock loss, so eval losses stay c
 runs that do not reweight, and does not advance the reweighter.
 
 Statistics: ``reweighter.stats`` of every training micro-batch (under ``scope="global"``: of
-every optimizer step's global batch) are averaged until the Trainer next logs, then added to that
+every optimizer step's global batch; under ``scope="deferred"``: ``DeferredGlobalBatch.stats`` of
+every step) are averaged until the Trainer next logs, then added to that
 log record with the prefix ``"reweight/"`` (so TensorBoard, W&B and ``trainer.state.log_history``
 get them next to ``loss``).
 
 Checkpoints: each checkpoint folder gets ``goreweight_state.json`` (written atomically by the
-process that saves); ``train(resume_from_checkpoint=...)`` loads it before training resumes.
+process that saves; under ``scope="deferred"`` with the ``DeferredGlobalBatch`` state too);
+``train(resume_from_checkpoint=...)`` loads it before training resumes.
 """
 
 from __future__ import annotations
@@ -160,7 +175,10 @@ class ReweightingMixin:
       micro-batches, all ranks), from a first forward pass without gradients
       (:class:`goreweight.GlobalBatch`); ``r`` then advances once per optimizer step and the
       accumulated gradients equal those of one step on the whole batch. Costs one extra
-      forward (without gradients) per micro-batch.
+      forward (without gradients) per micro-batch. ``"deferred"``: approximately the same
+      weights without that forward (:class:`goreweight.DeferredGlobalBatch`: a loss range from
+      the previous step, the softmax normaliser applied to the gradients after the step's last
+      backward, before clipping); not for ``topk``/``truncate``, a cap or domain multipliers.
     - ``granularity``: ``"sequence"`` (default): one weight per sequence, from its mean token
       loss; ``"token"``: one weight per counted token (``labels != ignore_index``), over every
       counted token of the batch, from :func:`goreweight.per_token_loss`; the loss is
@@ -186,6 +204,9 @@ class ReweightingMixin:
       Works with every ``scope`` and ``granularity``.
     - ``hidden_chunk_size``: tokens per chunk for ``hidden_loss`` (default ``None``: about 2^24
       logits per chunk).
+    - ``range_momentum``: ``scope="deferred"`` only: the ``range_momentum`` of
+      :class:`goreweight.DeferredGlobalBatch` (default 0: each step normalises with the
+      previous step's range).
     """
 
     #: The loss returned by ``compute_loss`` is a per-micro-batch mean: the Trainer must divide it
