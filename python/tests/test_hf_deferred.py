@@ -12,6 +12,7 @@ loop) against independent expectations.
   is in the checkpoint; without it the resumed run differs);
 - 2-process gloo DDP with uneven micro-batches equals one process holding each micro-batch's
   union over the ranks;
+- hidden_loss=True equals the full-logits path;
 - strategies and options the deferred form refuses are ValueErrors naming them.
 
 A tiny randomly initialised GPT-2 (no download), CPU, SGD, fixed micro-batches (no sampler).
@@ -204,6 +205,27 @@ def test_resume_continues_exactly(tmp_path):
     with pytest.warns(UserWarning, match="no deferred-scope state"):
         fresh = go(tmp_path / "part", 4, resume=str(ck.parent))
     assert max(float((p - q).detach().abs().max()) for p, q in zip(fresh.model.parameters(), full.model.parameters())) > 1e-6
+
+
+# ---------------------------------------------------------------- hidden_loss
+
+
+def test_hidden_loss_equals_full_logits(tmp_path):
+    data = Padded(STEPS * 2 * MB, seed=4)
+    rw_kw = dict(strategy="linupper", schedule=schedules.linear(2.0, 0.5, STEPS))
+    recs = {}
+    head_calls = []
+    for hidden in (False, True):
+        recs[hidden] = GradRecorder()
+        model = tiny_gpt2(layers=1)
+        if hidden:
+            model.get_output_embeddings().register_forward_hook(lambda mod, i, o: head_calls.append(o.shape))
+        _run(Fixed, tmp_path, str(hidden), data, micro_batches(STEPS, 2), 2, STEPS, rw_kw, recs[hidden], model=model,
+             scope="deferred", granularity="token", hidden_loss=hidden, hidden_chunk_size=5)
+    assert head_calls == []  # the output layer never computed full logits
+    assert len(recs[True].grads) == STEPS
+    for s in range(STEPS):
+        rel_close(recs[True].grads[s], recs[False].grads[s], what=f"step {s}")
 
 
 # ---------------------------------------------------------------- bad input

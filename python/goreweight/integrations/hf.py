@@ -256,6 +256,12 @@ class ReweightingMixin:
             raise ValueError(
                 "ReweightingTrainer computes the loss itself; do not pass compute_loss_func as well"
             )
+        if scope == "deferred" and getattr(self, "is_deepspeed_enabled", False):
+            raise ValueError(
+                "scope='deferred' does not work with DeepSpeed: its engine steps the optimizer inside "
+                "the backward of the last micro-batch, before the gradients can be scaled by 1/Z; use "
+                "scope='global'"
+            )
         if getattr(self.args, "label_smoothing_factor", 0.0):
             raise ValueError(
                 "ReweightingTrainer does not support label smoothing "
