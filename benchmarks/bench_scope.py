@@ -12,9 +12,10 @@ entry point on the CPU) against the pure-PyTorch twin on the same compacted
 entries; benchmarks/bench_token.py is the fuller comparison (10% masked,
 padding masks, reference losses, the compacting path it replaced). With
 --hf it times optimizer steps of goreweight.integrations.hf.ReweightingTrainer
-on a small GPT-2 (transformers): scope="micro" against scope="global", each
-without and with a reference model of the same size, alternating in one
-process (--rounds rounds of --reps steps each). See docs/scope.md and
+on a small GPT-2 (transformers): scope="micro" against scope="global" (exact)
+and scope="deferred" (approximate), each without and with a reference model
+of the same size, alternating in one process (--rounds rounds of --reps
+steps each). See docs/scope.md and
 docs/integrations.md.
 """
 
@@ -36,8 +37,8 @@ def main() -> None:
     ap.add_argument("--accum", type=int, default=4, help="micro-batches per optimizer step (G)")
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--token-scale", action="store_true", help="time token-level weights at M = 2^17..2^20")
-    ap.add_argument("--hf", action="store_true", help="time the Hugging Face ReweightingTrainer: micro/global scope, +/- reference")
-    ap.add_argument("--rounds", type=int, default=2, help="--hf: alternating rounds over the four configurations")
+    ap.add_argument("--hf", action="store_true", help="time the Hugging Face ReweightingTrainer: micro/global/deferred scope, +/- reference")
+    ap.add_argument("--rounds", type=int, default=2, help="--hf: alternating rounds over the six configurations")
     a = ap.parse_args()
     if a.hf:
         hf_bench(a)
@@ -117,7 +118,7 @@ def token_scale(reps: int) -> None:
 
 
 def hf_bench(a: argparse.Namespace) -> None:
-    """ReweightingTrainer steps: scope micro/global x reference none/same-size, alternating."""
+    """ReweightingTrainer steps: scope micro/global/deferred x reference none/same-size, alternating."""
     import logging
     import tempfile
 
@@ -167,7 +168,7 @@ def hf_bench(a: argparse.Namespace) -> None:
         return sorted(x)[len(x) // 2]
 
     gran = "token" if a.granularity == "token" else "sequence"
-    configs = [("micro", False), ("global", False), ("micro", True), ("global", True)]
+    configs = [(sc, ref) for ref in (False, True) for sc in ("micro", "global", "deferred")]
     res: dict[tuple[str, bool], list[tuple[float, float]]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(a.rounds):
@@ -186,7 +187,7 @@ def hf_bench(a: argparse.Namespace) -> None:
                 tr.train()
                 res[(scope, ref)].extend(clock.t[warm:])
                 wall, cpu = [t[0] for t in clock.t[warm:]], [t[1] for t in clock.t[warm:]]
-                print(f"hf {gran} {scope:6s} reference={'same-size' if ref else 'none':9s}: "
+                print(f"hf {gran} {scope:8s} reference={'same-size' if ref else 'none':9s}: "
                       f"wall median {med(wall) * 1e3:.1f} ms/step (min {min(wall) * 1e3:.1f}), "
                       f"CPU median {med(cpu) * 1e3:.1f} (min {min(cpu) * 1e3:.1f})", flush=True)
     bw = med([t[0] for t in res[("micro", False)]])
@@ -195,7 +196,7 @@ def hf_bench(a: argparse.Namespace) -> None:
           "medians relative to micro scope without reference:")
     for c in configs:
         w, cp = med([t[0] for t in res[c]]), med([t[1] for t in res[c]])
-        print(f"  {c[0]:6s} reference={'same-size' if c[1] else 'none':9s}: wall {w * 1e3:.1f} ms ({w / bw - 1:+.0%}), "
+        print(f"  {c[0]:8s} reference={'same-size' if c[1] else 'none':9s}: wall {w * 1e3:.1f} ms ({w / bw - 1:+.0%}), "
               f"CPU {cp * 1e3:.1f} ms ({cp / bc - 1:+.0%})")
 
 

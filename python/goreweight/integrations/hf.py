@@ -54,6 +54,19 @@ Options (see :class:`ReweightingMixin` and docs/integrations.md):
   by ``G``), so the accumulated gradients are ``sum_i w_i grad l_i`` over the global batch:
   those of one step with ``G = 1`` on the ``G``-times larger batch. Cost: one extra forward
   without gradients per micro-batch.
+- ``scope="deferred"``: the approximate global scope (:class:`goreweight.DeferredGlobalBatch`,
+  docs/scope.md), without the first pass. Each micro-batch's ``compute_loss`` runs one forward
+  and returns ``G * world * sum_i u_i l_i`` with the unnormalised weights ``u_i`` of losses
+  normalised with a range known before the step (the previous step's global min/max; on the
+  first step the first micro-batch's own); :meth:`ReweightingMixin.training_step`, after the
+  backward of the step's last micro-batch (DDP has averaged the gradients), calls
+  ``finish(model)``: ``Z = sum u`` over the step and all ranks, every ``.grad`` times ``1/Z``,
+  then the Trainer clips and steps. The accumulated gradients are ``sum_i (u_i/Z) grad l_i``
+  over the global batch: ``scope="global"``'s when the step's losses span the range used,
+  otherwise an approximation (its error is measured in docs/scope.md). No extra forward. Not
+  for ``topk``/``truncate``, a cap or domain multipliers (a ``ValueError`` at construction).
+  The running range is saved with the checkpoints (``goreweight_state.json``) and restored on
+  resume. The logged loss of the step is carried by its last micro-batch (the others log 0).
 - ``granularity="token"``: :func:`goreweight.per_token_loss` (or, with ``hidden_loss``,
   :func:`goreweight.per_token_loss_from_hidden`) and ``mask = labels != ignore_index`` (shifted):
   one weight per counted token over all counted tokens of the (micro or global) batch, ignored
@@ -67,12 +80,14 @@ Evaluation (``model.training`` false) uses the stock loss, so eval losses stay c
 runs that do not reweight, and does not advance the reweighter.
 
 Statistics: ``reweighter.stats`` of every training micro-batch (under ``scope="global"``: of
-every optimizer step's global batch) are averaged until the Trainer next logs, then added to that
+every optimizer step's global batch; under ``scope="deferred"``: ``DeferredGlobalBatch.stats`` of
+every step) are averaged until the Trainer next logs, then added to that
 log record with the prefix ``"reweight/"`` (so TensorBoard, W&B and ``trainer.state.log_history``
 get them next to ``loss``).
 
 Checkpoints: each checkpoint folder gets ``goreweight_state.json`` (written atomically by the
-process that saves); ``train(resume_from_checkpoint=...)`` loads it before training resumes.
+process that saves; under ``scope="deferred"`` with the ``DeferredGlobalBatch`` state too);
+``train(resume_from_checkpoint=...)`` loads it before training resumes.
 """
 
 from __future__ import annotations
@@ -95,7 +110,7 @@ except ImportError as _err:  # pragma: no cover - exercised only without transfo
 
 import torch
 
-from goreweight import GlobalBatch, Reweighter, per_sample_loss, per_token_loss
+from goreweight import DeferredGlobalBatch, GlobalBatch, GoreweightError, Reweighter, per_sample_loss, per_token_loss
 from goreweight._hidden_loss import per_sample_loss_from_hidden, per_token_loss_from_hidden
 
 __all__ = ["ReweightingMixin", "ReweightingTrainer", "STATE_FILE"]
@@ -103,7 +118,7 @@ __all__ = ["ReweightingMixin", "ReweightingTrainer", "STATE_FILE"]
 #: Name of the reweighter state file written into every checkpoint folder.
 STATE_FILE = "goreweight_state.json"
 _STATE_FORMAT = "goreweight-hf-state-1"
-_SCOPES = ("micro", "global")
+_SCOPES = ("micro", "global", "deferred")
 _GRANULARITIES = ("sequence", "token")
 
 
@@ -160,7 +175,10 @@ class ReweightingMixin:
       micro-batches, all ranks), from a first forward pass without gradients
       (:class:`goreweight.GlobalBatch`); ``r`` then advances once per optimizer step and the
       accumulated gradients equal those of one step on the whole batch. Costs one extra
-      forward (without gradients) per micro-batch.
+      forward (without gradients) per micro-batch. ``"deferred"``: approximately the same
+      weights without that forward (:class:`goreweight.DeferredGlobalBatch`: a loss range from
+      the previous step, the softmax normaliser applied to the gradients after the step's last
+      backward, before clipping); not for ``topk``/``truncate``, a cap or domain multipliers.
     - ``granularity``: ``"sequence"`` (default): one weight per sequence, from its mean token
       loss; ``"token"``: one weight per counted token (``labels != ignore_index``), over every
       counted token of the batch, from :func:`goreweight.per_token_loss`; the loss is
@@ -186,6 +204,9 @@ class ReweightingMixin:
       Works with every ``scope`` and ``granularity``.
     - ``hidden_chunk_size``: tokens per chunk for ``hidden_loss`` (default ``None``: about 2^24
       logits per chunk).
+    - ``range_momentum``: ``scope="deferred"`` only: the ``range_momentum`` of
+      :class:`goreweight.DeferredGlobalBatch` (default 0: each step normalises with the
+      previous step's range).
     """
 
     #: The loss returned by ``compute_loss`` is a per-micro-batch mean: the Trainer must divide it
@@ -210,6 +231,7 @@ class ReweightingMixin:
         shift_labels: bool = True,
         hidden_loss: bool = False,
         hidden_chunk_size: Optional[int] = None,
+        range_momentum: float = 0.0,
         **kwargs: Any,
     ) -> None:
         if reweighter is None:
@@ -217,7 +239,7 @@ class ReweightingMixin:
         if not isinstance(reweighter, Reweighter):
             raise TypeError(f"reweighter must be a goreweight.Reweighter, got {type(reweighter).__name__}")
         if not isinstance(scope, str) or scope not in _SCOPES:
-            raise ValueError(f"scope must be 'micro' or 'global', got {scope!r}")
+            raise ValueError(f"scope must be 'micro' or 'global' (exact) or 'deferred' (approximate), got {scope!r}")
         if not isinstance(granularity, str) or granularity not in _GRANULARITIES:
             raise ValueError(f"granularity must be 'sequence' or 'token', got {granularity!r}")
         if reference_model is not None and not isinstance(reference_model, torch.nn.Module):
@@ -226,10 +248,19 @@ class ReweightingMixin:
             )
         if not isinstance(hidden_loss, bool):
             raise TypeError(f"hidden_loss must be a bool, got {type(hidden_loss).__name__}")
+        if range_momentum != 0.0 and scope != "deferred":
+            raise ValueError(f"range_momentum={range_momentum!r} is an option of scope='deferred' only (scope={scope!r})")
+        acc = _deferred(reweighter, range_momentum) if scope == "deferred" else None
         super().__init__(*args, **kwargs)
         if getattr(self, "compute_loss_func", None) is not None:
             raise ValueError(
                 "ReweightingTrainer computes the loss itself; do not pass compute_loss_func as well"
+            )
+        if scope == "deferred" and getattr(self, "is_deepspeed_enabled", False):
+            raise ValueError(
+                "scope='deferred' does not work with DeepSpeed: its engine steps the optimizer inside "
+                "the backward of the last micro-batch, before the gradients can be scaled by 1/Z; use "
+                "scope='global'"
             )
         if getattr(self.args, "label_smoothing_factor", 0.0):
             raise ValueError(
@@ -271,6 +302,12 @@ class ReweightingMixin:
         self._rw_sums: dict[str, float] = {}
         self._rw_counts: dict[str, int] = {}
         self._rw_pending: Optional[_Step] = None
+        #: scope="deferred": the DeferredGlobalBatch (running range, open step), else None.
+        self.deferred: Optional[DeferredGlobalBatch] = acc
+        self.range_momentum: float = float(range_momentum)
+        self._rw_left = 0  # scope="deferred": micro-batches of the step not yet through training_step
+        self._rw_step_loss: Optional[torch.Tensor] = None  # their unscaled losses, for the log
+        self._rw_warned_domains = False
 
     # ------------------------------------------------------------------ loss
 
@@ -294,6 +331,9 @@ class ReweightingMixin:
         labels = _pop_labels(inputs)
         if self.scope == "global":
             loss, outputs = self._global_micro_loss(model, inputs, labels)
+            return (loss, outputs) if return_outputs else loss
+        if self.scope == "deferred":
+            loss, outputs = self._deferred_micro_loss(model, inputs, labels, domains)
             return (loss, outputs) if return_outputs else loss
         outputs, losses = self._losses(model, inputs, labels)
         reference = self._reference_losses(inputs, labels)
@@ -395,7 +435,69 @@ class ReweightingMixin:
         batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, *args, **kwargs)  # type: ignore[misc]
         if self.scope == "global":
             self._rw_pending = _Step(list(batches)) if batches else None
+        elif self.scope == "deferred":
+            self._begin_deferred_step(len(batches))
         return batches, num_items
+
+    # ------------------------------------------------------- scope="deferred"
+
+    def _begin_deferred_step(self, n: int) -> None:
+        """A new optimizer step of ``n`` micro-batches (from ``get_batch_samples``)."""
+        acc = self.deferred
+        assert acc is not None
+        if acc.open:  # a step abandoned half-way (an exception in the previous one)
+            acc.discard()
+        self._rw_left = n
+        self._rw_step_loss = None
+
+    def _deferred_micro_loss(
+        self, model: torch.nn.Module, inputs: Mapping[str, Any], labels: torch.Tensor, domains: Any
+    ) -> tuple[torch.Tensor, Any]:
+        """scope="deferred": ``G * world * sum u l`` of this micro-batch (the Trainer divides by
+        ``G``; :meth:`training_step` scales the gradients by ``1/Z`` after the step's last one)."""
+        acc = self.deferred
+        assert acc is not None
+        if self._rw_left <= 0:
+            raise RuntimeError(
+                "scope='deferred' scales the gradients after the last micro-batch the Trainer fetched "
+                "for one optimizer step (get_batch_samples); compute_loss was called for a training "
+                "micro-batch outside that loop (call it only from Trainer.train, or use scope='micro')"
+            )
+        if domains is not None and not self._rw_warned_domains:
+            self._rw_warned_domains = True
+            warnings.warn(
+                f"scope='deferred' has no per-domain statistics: the {self.domain_key!r} entry of the "
+                "batches is ignored (use scope='global' or 'micro' for them)",
+                stacklevel=2,
+            )
+        outputs, losses = self._losses(model, inputs, labels)
+        reference = self._reference_losses(inputs, labels)
+        if not acc.open:
+            self.reweighter.step = int(self.state.global_step)  # read by acc when the step opens
+        loss = acc.loss(losses, mask=self._token_mask(labels), reference=reference)
+        # u is unnormalised (finish divides by Z); undo the Trainer's 1/G as scope="global" does.
+        return loss * self.current_gradient_accumulation_steps, outputs  # type: ignore[attr-defined]
+
+    def training_step(self, model: torch.nn.Module, inputs: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The Trainer's ``training_step`` (forward, backward); under ``scope="deferred"``, after
+        the backward of the optimizer step's last micro-batch (DDP has averaged the gradients by
+        then), :meth:`goreweight.DeferredGlobalBatch.finish`: every ``.grad`` times ``1/Z``, before
+        the Trainer clips the gradients and steps the optimizer. The returned (logged) loss of the
+        step's micro-batches is then 0 for all but the last, which carries the step's weighted
+        loss ``1/Z * sum u l`` (the sum the Trainer logs is that of ``scope="global"``)."""
+        loss = super().training_step(model, inputs, *args, **kwargs)  # type: ignore[misc]
+        if self.scope != "deferred" or not model.training:
+            return loss
+        acc = self.deferred
+        assert acc is not None
+        self._rw_left -= 1
+        self._rw_step_loss = loss if self._rw_step_loss is None else self._rw_step_loss + loss
+        if self._rw_left > 0:
+            return torch.zeros_like(loss)
+        total, self._rw_step_loss = self._rw_step_loss, None
+        scale = acc.finish(model)
+        self._accumulate_stats(acc.stats)
+        return total * scale
 
     def _hidden_per_sample(
         self, model: torch.nn.Module, inputs: Mapping[str, Any], labels: torch.Tensor
@@ -473,6 +575,8 @@ class ReweightingMixin:
             "global_step": int(self.state.global_step),
             "reweighter": self.reweighter.state_dict(),
         }
+        if self.deferred is not None:
+            doc["deferred"] = self.deferred.state_dict()  # the running range (between steps)
         path = os.path.join(folder, STATE_FILE)
         fd, tmp = tempfile.mkstemp(prefix=STATE_FILE + ".", suffix=".tmp", dir=folder)
         try:
@@ -521,6 +625,18 @@ class ReweightingMixin:
                 f"(given {before}, saved {after}): a resumed run continues the saved run",
                 stacklevel=2,
             )
+        if self.scope == "deferred":
+            # rebuilt from the (possibly replaced) configuration, then its saved running range
+            self.deferred = _deferred(self.reweighter, self.range_momentum)
+            saved = doc.get("deferred")
+            if saved is None:
+                warnings.warn(
+                    f"{path} has no deferred-scope state (saved by a run with another scope): "
+                    "scope='deferred' starts with no loss range (the first step's first micro-batch's)",
+                    stacklevel=2,
+                )
+            else:
+                self.deferred.load_state_dict(saved)  # also sets the reweighter's step
         return True
 
     def _save_checkpoint(self, model: Any, trial: Any, *args: Any, **kwargs: Any) -> None:
@@ -545,6 +661,17 @@ class ReweightingMixin:
                     raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir})")
             self.load_reweighter_state(str(resume_from_checkpoint))
         return super().train(resume_from_checkpoint, *args, **kwargs)  # type: ignore[misc]
+
+
+def _deferred(reweighter: Reweighter, range_momentum: float) -> DeferredGlobalBatch:
+    """The DeferredGlobalBatch of scope="deferred", or a ValueError naming what it refuses."""
+    try:
+        return DeferredGlobalBatch(reweighter, range_momentum=range_momentum)
+    except GoreweightError as e:
+        raise ValueError(
+            f"scope='deferred' cannot use this reweighter ({reweighter.config}): {e} "
+            "(scope='global' supports every strategy, the cap and domain multipliers)"
+        ) from e
 
 
 class _Recorder(torch.nn.Module):
