@@ -232,18 +232,7 @@ func flatMapJSON(m map[string]float64) []byte {
 //export grw_deferred_new
 func grw_deferred_new(configJSON *C.char, handle *C.uint64_t, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	s, e := goString(configJSON, "config_json")
-	if e == nil && handle == nil {
-		e = errNullHandleOut
-	}
-	if e != nil {
-		return done(err, e)
-	}
-	h, e := deferredNew(s)
-	if e == nil {
-		*handle = C.uint64_t(h)
-	}
-	return done(err, e)
+	return newHandleOut(configJSON, "config_json", handle, err, deferredNew)
 }
 
 // grw_deferred_restore creates a Deferred from a state written by
@@ -252,18 +241,7 @@ func grw_deferred_new(configJSON *C.char, handle *C.uint64_t, err **C.char) (sta
 //export grw_deferred_restore
 func grw_deferred_restore(stateJSON *C.char, handle *C.uint64_t, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	s, e := goString(stateJSON, "state_json")
-	if e == nil && handle == nil {
-		e = errNullHandleOut
-	}
-	if e != nil {
-		return done(err, e)
-	}
-	h, e := deferredRestore(s)
-	if e == nil {
-		*handle = C.uint64_t(h)
-	}
-	return done(err, e)
+	return newHandleOut(stateJSON, "state_json", handle, err, deferredRestore)
 }
 
 // grw_deferred_micro writes into u_out[0..n) the unnormalised weights u_i
@@ -401,14 +379,7 @@ func grw_deferred_set_step(h C.uint64_t, step C.int64_t, err **C.char) (status C
 //export grw_deferred_r
 func grw_deferred_r(h C.uint64_t, out *C.double, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	if out == nil {
-		return done(err, errInvalid("goreweight: r (the out-parameter) is NULL"))
-	}
-	r, e := deferredR(uint64(h))
-	if e == nil {
-		*out = C.double(r)
-	}
-	return done(err, e)
+	return doubleOut(h, out, "r", err, deferredR)
 }
 
 // grw_deferred_stats stores in *out the flat stats JSON of the last
@@ -419,11 +390,7 @@ func grw_deferred_r(h C.uint64_t, out *C.double, err **C.char) (status C.int) {
 //export grw_deferred_stats
 func grw_deferred_stats(h C.uint64_t, out **C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	b, e := deferredStats(uint64(h))
-	if e == nil {
-		e = setOut(out, b)
-	}
-	return done(err, e)
+	return jsonOut(h, out, err, deferredStats)
 }
 
 // grw_deferred_state stores in *out the state as JSON (configuration,
@@ -432,11 +399,7 @@ func grw_deferred_stats(h C.uint64_t, out **C.char, err **C.char) (status C.int)
 //export grw_deferred_state
 func grw_deferred_state(h C.uint64_t, out **C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	b, e := deferredState(uint64(h))
-	if e == nil {
-		e = setOut(out, b)
-	}
-	return done(err, e)
+	return jsonOut(h, out, err, deferredState)
 }
 
 // grw_deferred_load_state replaces the Deferred's state by one written by
@@ -445,11 +408,7 @@ func grw_deferred_state(h C.uint64_t, out **C.char, err **C.char) (status C.int)
 //export grw_deferred_load_state
 func grw_deferred_load_state(h C.uint64_t, stateJSON *C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	s, e := goString(stateJSON, "state_json")
-	if e == nil {
-		e = deferredLoadState(uint64(h), s)
-	}
-	return done(err, e)
+	return withString(h, stateJSON, "state_json", err, deferredLoadState)
 }
 
 // grw_deferred_config stores in *out the configuration, defaults filled
@@ -458,9 +417,5 @@ func grw_deferred_load_state(h C.uint64_t, stateJSON *C.char, err **C.char) (sta
 //export grw_deferred_config
 func grw_deferred_config(h C.uint64_t, out **C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	b, e := deferredConfig(uint64(h))
-	if e == nil {
-		e = setOut(out, b)
-	}
-	return done(err, e)
+	return jsonOut(h, out, err, deferredConfig)
 }

@@ -137,18 +137,7 @@ func reweighterConfig(h uint64) (b []byte, err error) {
 //export grw_reweighter_new
 func grw_reweighter_new(configJSON *C.char, handle *C.uint64_t, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	s, e := goString(configJSON, "config_json")
-	if e == nil && handle == nil {
-		e = errNullHandleOut
-	}
-	if e != nil {
-		return done(err, e)
-	}
-	h, e := reweighterNew(s)
-	if e == nil {
-		*handle = C.uint64_t(h)
-	}
-	return done(err, e)
+	return newHandleOut(configJSON, "config_json", handle, err, reweighterNew)
 }
 
 // grw_reweighter_restore creates a Reweighter from a state written by
@@ -157,18 +146,7 @@ func grw_reweighter_new(configJSON *C.char, handle *C.uint64_t, err **C.char) (s
 //export grw_reweighter_restore
 func grw_reweighter_restore(stateJSON *C.char, handle *C.uint64_t, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	s, e := goString(stateJSON, "state_json")
-	if e == nil && handle == nil {
-		e = errNullHandleOut
-	}
-	if e != nil {
-		return done(err, e)
-	}
-	h, e := reweighterRestore(s)
-	if e == nil {
-		*handle = C.uint64_t(h)
-	}
-	return done(err, e)
+	return newHandleOut(stateJSON, "state_json", handle, err, reweighterRestore)
 }
 
 // grw_reweighter_weights writes into weights_out[0..n) the weights of one
@@ -211,11 +189,7 @@ func grw_reweighter_weights_arrow(h C.uint64_t, arrowSchema, arrowArray unsafe.P
 //export grw_reweighter_stats
 func grw_reweighter_stats(h C.uint64_t, out **C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	b, e := reweighterStats(uint64(h))
-	if e == nil {
-		e = setOut(out, b)
-	}
-	return done(err, e)
+	return jsonOut(h, out, err, reweighterStats)
 }
 
 // grw_reweighter_step stores in *out the global step the next call uses.
@@ -247,14 +221,7 @@ func grw_reweighter_set_step(h C.uint64_t, step C.int64_t, err **C.char) (status
 //export grw_reweighter_r
 func grw_reweighter_r(h C.uint64_t, out *C.double, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	if out == nil {
-		return done(err, errInvalid("goreweight: r (the out-parameter) is NULL"))
-	}
-	r, e := reweighterR(uint64(h))
-	if e == nil {
-		*out = C.double(r)
-	}
-	return done(err, e)
+	return doubleOut(h, out, "r", err, reweighterR)
 }
 
 // grw_reweighter_state stores in *out the Reweighter's state as JSON (its
@@ -263,11 +230,7 @@ func grw_reweighter_r(h C.uint64_t, out *C.double, err **C.char) (status C.int) 
 //export grw_reweighter_state
 func grw_reweighter_state(h C.uint64_t, out **C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	b, e := reweighterState(uint64(h))
-	if e == nil {
-		e = setOut(out, b)
-	}
-	return done(err, e)
+	return jsonOut(h, out, err, reweighterState)
 }
 
 // grw_reweighter_load_state replaces the Reweighter's configuration and
@@ -276,11 +239,7 @@ func grw_reweighter_state(h C.uint64_t, out **C.char, err **C.char) (status C.in
 //export grw_reweighter_load_state
 func grw_reweighter_load_state(h C.uint64_t, stateJSON *C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	s, e := goString(stateJSON, "state_json")
-	if e == nil {
-		e = reweighterLoadState(uint64(h), s)
-	}
-	return done(err, e)
+	return withString(h, stateJSON, "state_json", err, reweighterLoadState)
 }
 
 // grw_reweighter_config stores in *out the configuration, defaults filled
@@ -289,9 +248,5 @@ func grw_reweighter_load_state(h C.uint64_t, stateJSON *C.char, err **C.char) (s
 //export grw_reweighter_config
 func grw_reweighter_config(h C.uint64_t, out **C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	b, e := reweighterConfig(uint64(h))
-	if e == nil {
-		e = setOut(out, b)
-	}
-	return done(err, e)
+	return jsonOut(h, out, err, reweighterConfig)
 }

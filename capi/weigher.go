@@ -97,18 +97,7 @@ func clearOuts(nonFinite *C.int64_t, stats **C.char) {
 //export grw_weigher_new
 func grw_weigher_new(optionsJSON *C.char, handle *C.uint64_t, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	s, e := goString(optionsJSON, "options_json")
-	if e == nil && handle == nil {
-		e = errNullHandleOut
-	}
-	if e != nil {
-		return done(err, e)
-	}
-	h, e := weigherNew(s)
-	if e == nil {
-		*handle = C.uint64_t(h)
-	}
-	return done(err, e)
+	return newHandleOut(optionsJSON, "options_json", handle, err, weigherNew)
 }
 
 // grw_weigher_options stores the Weigher's options as
@@ -117,11 +106,7 @@ func grw_weigher_new(optionsJSON *C.char, handle *C.uint64_t, err **C.char) (sta
 //export grw_weigher_options
 func grw_weigher_options(h C.uint64_t, out **C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	b, e := weigherOptions(uint64(h))
-	if e == nil {
-		e = setOut(out, b)
-	}
-	return done(err, e)
+	return jsonOut(h, out, err, weigherOptions)
 }
 
 // grw_weigher_weights writes into weights_out[0..n) the weights of the n
