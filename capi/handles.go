@@ -28,14 +28,23 @@ func newHandle(o object) uint64 {
 	return handles.next
 }
 
-// lookup returns the object of handle h if it is a T.
-func lookup[T object](h uint64) (T, error) {
-	var zero T
+// find returns the object of handle h, of any kind.
+func find(h uint64) (object, error) {
 	handles.RLock()
 	o, ok := handles.m[h]
 	handles.RUnlock()
 	if !ok {
-		return zero, errInvalidf("goreweight: handle %d is unknown or closed", h)
+		return nil, errInvalidf("goreweight: handle %d is unknown or closed", h)
+	}
+	return o, nil
+}
+
+// lookup returns the object of handle h if it is a T.
+func lookup[T object](h uint64) (T, error) {
+	var zero T
+	o, err := find(h)
+	if err != nil {
+		return zero, err
 	}
 	t, ok := o.(T)
 	if !ok {

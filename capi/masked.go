@@ -122,19 +122,14 @@ func reweighterWeightsMasked(h uint64, b maskedBatch, wantStats bool) (res resul
 
 // maskedWeights dispatches on the handle's kind.
 func maskedWeights(h uint64, r float64, b maskedBatch, wantStats bool) (result, error) {
-	handles.RLock()
-	o, ok := handles.m[h]
-	handles.RUnlock()
-	if !ok {
-		return result{}, errInvalidf("goreweight: handle %d is unknown or closed", h)
-	}
-	switch o.(type) {
-	case *weigherObj:
+	w, err := isWeigher(h)
+	switch {
+	case err != nil:
+		return result{}, err
+	case w:
 		return weigherWeightsMasked(h, r, b, wantStats)
-	case *reweighterObj:
-		return reweighterWeightsMasked(h, b, wantStats)
 	}
-	return result{}, errInvalidf("goreweight: handle %d is a %s, not a weigher or a reweighter", h, o.kind())
+	return reweighterWeightsMasked(h, b, wantStats)
 }
 
 // grw_weights_masked writes into weights_out[0..n) the weights of the

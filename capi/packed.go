@@ -25,21 +25,33 @@ import (
 	"unsafe"
 )
 
-// packedWeights dispatches on the handle's kind.
-func packedWeights(h uint64, r float64, b batch, wantStats bool) (result, error) {
-	handles.RLock()
-	o, ok := handles.m[h]
-	handles.RUnlock()
-	if !ok {
-		return result{}, errInvalidf("goreweight: handle %d is unknown or closed", h)
+// isWeigher tells the kind of a handle that may be a weigher or a
+// reweighter (grw_weights_packed and grw_weights_masked take either); any
+// other kind is an error.
+func isWeigher(h uint64) (bool, error) {
+	o, err := find(h)
+	if err != nil {
+		return false, err
 	}
 	switch o.(type) {
 	case *weigherObj:
-		return weigherWeights(h, r, b, wantStats)
+		return true, nil
 	case *reweighterObj:
-		return reweighterWeights(h, b, wantStats)
+		return false, nil
 	}
-	return result{}, errInvalidf("goreweight: handle %d is a %s, not a weigher or a reweighter", h, o.kind())
+	return false, errInvalidf("goreweight: handle %d is a %s, not a weigher or a reweighter", h, o.kind())
+}
+
+// packedWeights dispatches on the handle's kind.
+func packedWeights(h uint64, r float64, b batch, wantStats bool) (result, error) {
+	w, err := isWeigher(h)
+	switch {
+	case err != nil:
+		return result{}, err
+	case w:
+		return weigherWeights(h, r, b, wantStats)
+	}
+	return reweighterWeights(h, b, wantStats)
 }
 
 // grw_weights_packed is grw_weigher_weights or grw_reweighter_weights
