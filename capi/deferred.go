@@ -86,8 +86,8 @@ func deferredMicro(h uint64, losses unsafe.Pointer, n int64, out unsafe.Pointer)
 	case n > 0 && out == nil:
 		return 0, errInvalid("goreweight: u_out is NULL")
 	case n > 0:
-		if overlaps(losses, 4*n, out, 4*n) {
-			return 0, errInvalid("goreweight: u_out overlaps losses")
+		if err := checkOverlap(out, 4*n, "u_out", buffer{losses, 4 * n, "losses"}); err != nil {
+			return 0, err
 		}
 		l, u = unsafe.Slice((*float32)(losses), n), unsafe.Slice((*float32)(out), n)
 	}
