@@ -42,11 +42,14 @@
 //     `defer guard(&status, err)()` (the result must be named `status`): it
 //     recovers any panic, including a memory fault in Go code
 //     (debug.SetPanicOnFault), and turns it into GRW_EINTERNAL. Return with
-//     `return done(err, e)` where e is the Go error or nil. Keep the body a
+//     `return done(err, e)` where e is the Go error or nil (or return one of
+//     the shared bodies newHandleOut, jsonOut, doubleOut, withString, which
+//     end so). Keep the body a
 //     call to a Go-typed function (plain Go types, unsafe.Pointer) so that
 //     tests, which cannot use cgo, can call it.
 //  5. Handles. Long-lived Go objects are opaque uint64_t handles from the
 //     process-wide table in handles.go: newHandle(obj), lookup[*T](h),
+//     withObject(h, f) (lookup and hold the object's lock),
 //     grw_close(h) for every kind. 0 is never a valid handle, and a closed
 //     handle's number is never reused. Each object embeds a sync.Mutex
 //     that every export holds while using it, so concurrent calls on one

@@ -33,8 +33,8 @@ const deferredNSums = C.GRW_DEFERRED_NSUMS
 
 // deferredObj is a core Deferred behind a handle.
 type deferredObj struct {
-	mu sync.Mutex
-	d  *goreweight.Deferred
+	sync.Mutex
+	d *goreweight.Deferred
 }
 
 func (*deferredObj) kind() string { return "deferred" }
@@ -63,16 +63,6 @@ func deferredRestore(state string) (uint64, error) {
 	return newHandle(&deferredObj{d: d}), nil
 }
 
-func withDeferred(h uint64, f func(o *deferredObj) error) error {
-	o, err := lookup[*deferredObj](h)
-	if err != nil {
-		return err
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return f(o)
-}
-
 // deferredMicro writes the unnormalised weights of one micro-batch of n
 // losses into out and returns their sum. n = 0 is allowed (the pointers
 // may then be NULL).
@@ -91,7 +81,7 @@ func deferredMicro(h uint64, losses unsafe.Pointer, n int64, out unsafe.Pointer)
 		}
 		l, u = unsafe.Slice((*float32)(losses), n), unsafe.Slice((*float32)(out), n)
 	}
-	err = withDeferred(h, func(o *deferredObj) error { z, err = o.d.Micro(u, l); return err })
+	err = withObject(h, func(o *deferredObj) error { z, err = o.d.Micro(u, l); return err })
 	return z, err
 }
 
@@ -104,7 +94,7 @@ func deferredSums(h uint64, out unsafe.Pointer, n int64) error {
 	if out == nil {
 		return errInvalid("goreweight: sums_out is NULL")
 	}
-	return withDeferred(h, func(o *deferredObj) error {
+	return withObject(h, func(o *deferredObj) error {
 		s := o.d.Sums()
 		copy(unsafe.Slice((*float64)(out), n), s.AppendVector(make([]float64, 0, deferredNSums)))
 		return nil
@@ -133,7 +123,7 @@ func deferredFinish(h uint64, sums unsafe.Pointer, nranks int64) (scale float64,
 			global = append(global, s)
 		}
 	}
-	err = withDeferred(h, func(o *deferredObj) error {
+	err = withObject(h, func(o *deferredObj) error {
 		st, err := o.d.Finish(global)
 		if err != nil {
 			return err
@@ -147,7 +137,7 @@ func deferredFinish(h uint64, sums unsafe.Pointer, nranks int64) (scale float64,
 // deferredStats returns the flat stats JSON of the last finished step
 // ("{}" before the first).
 func deferredStats(h uint64) (b []byte, err error) {
-	err = withDeferred(h, func(o *deferredObj) error {
+	err = withObject(h, func(o *deferredObj) error {
 		b = []byte("{}")
 		if st := o.d.LastStats(); st != nil {
 			b = flatMapJSON(st.Flat())
@@ -159,43 +149,43 @@ func deferredStats(h uint64) (b []byte, err error) {
 
 // deferredRange returns the range of the next (or open) step.
 func deferredRange(h uint64) (lo, hi float64, known bool, err error) {
-	err = withDeferred(h, func(o *deferredObj) error { lo, hi, known = o.d.Range(); return nil })
+	err = withObject(h, func(o *deferredObj) error { lo, hi, known = o.d.Range(); return nil })
 	return lo, hi, known, err
 }
 
 func deferredSetRange(h uint64, lo, hi float64) error {
-	return withDeferred(h, func(o *deferredObj) error { return o.d.SetRange(lo, hi) })
+	return withObject(h, func(o *deferredObj) error { return o.d.SetRange(lo, hi) })
 }
 
 func deferredStep(h uint64) (step int64, open bool, err error) {
-	err = withDeferred(h, func(o *deferredObj) error { step, open = o.d.Step(), o.d.Open(); return nil })
+	err = withObject(h, func(o *deferredObj) error { step, open = o.d.Step(), o.d.Open(); return nil })
 	return step, open, err
 }
 
 func deferredSetStep(h uint64, step int64) error {
-	return withDeferred(h, func(o *deferredObj) error { return o.d.SetStep(step) })
+	return withObject(h, func(o *deferredObj) error { return o.d.SetStep(step) })
 }
 
 func deferredR(h uint64) (r float64, err error) {
-	err = withDeferred(h, func(o *deferredObj) error { r = o.d.R(); return nil })
+	err = withObject(h, func(o *deferredObj) error { r = o.d.R(); return nil })
 	return r, err
 }
 
 func deferredDiscard(h uint64) error {
-	return withDeferred(h, func(o *deferredObj) error { o.d.Discard(); return nil })
+	return withObject(h, func(o *deferredObj) error { o.d.Discard(); return nil })
 }
 
 func deferredState(h uint64) (b []byte, err error) {
-	err = withDeferred(h, func(o *deferredObj) error { b, err = o.d.State(); return err })
+	err = withObject(h, func(o *deferredObj) error { b, err = o.d.State(); return err })
 	return b, err
 }
 
 func deferredLoadState(h uint64, state string) error {
-	return withDeferred(h, func(o *deferredObj) error { return o.d.LoadState([]byte(state)) })
+	return withObject(h, func(o *deferredObj) error { return o.d.LoadState([]byte(state)) })
 }
 
 func deferredConfig(h uint64) (b []byte, err error) {
-	err = withDeferred(h, func(o *deferredObj) error { b, err = json.Marshal(o.d.Config()); return err })
+	err = withObject(h, func(o *deferredObj) error { b, err = json.Marshal(o.d.Config()); return err })
 	return b, err
 }
 

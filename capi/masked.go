@@ -77,28 +77,26 @@ func (b maskedBatch) open() (goreweight.MaskedBatch, []float32, error) {
 
 // weigherWeightsMasked computes the weights of one masked batch at
 // temperature r.
-func weigherWeightsMasked(h uint64, r float64, b maskedBatch, wantStats bool) (result, error) {
-	o, err := lookup[*weigherObj](h)
-	if err != nil {
-		return result{}, err
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	mb, out, err := b.open()
-	if err != nil {
-		return result{}, err
-	}
-	st, err := o.w.WeightsMasked(out, mb, r)
-	if err != nil {
-		return result{}, err
-	}
-	return finish(st, wantStats), nil
+func weigherWeightsMasked(h uint64, r float64, b maskedBatch, wantStats bool) (res result, err error) {
+	err = withObject(h, func(o *weigherObj) error {
+		mb, out, err := b.open()
+		if err != nil {
+			return err
+		}
+		st, err := o.w.WeightsMasked(out, mb, r)
+		if err != nil {
+			return err
+		}
+		res = finish(st, wantStats)
+		return nil
+	})
+	return res, err
 }
 
 // reweighterWeightsMasked computes one masked global batch's weights at the
 // current step's temperature and advances the step.
 func reweighterWeightsMasked(h uint64, b maskedBatch, wantStats bool) (res result, err error) {
-	err = withReweighter(h, func(o *reweighterObj) error {
+	err = withObject(h, func(o *reweighterObj) error {
 		mb, out, err := b.open()
 		if err != nil {
 			return err

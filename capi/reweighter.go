@@ -15,7 +15,7 @@ import (
 
 // reweighterObj is a core Reweighter behind a handle.
 type reweighterObj struct {
-	mu      sync.Mutex
+	sync.Mutex
 	rw      *goreweight.Reweighter
 	last    *goreweight.Stats // stats of the last successful call; nil before it or after an error
 	scratch []float32         // converted Arrow losses
@@ -47,21 +47,10 @@ func reweighterRestore(state string) (uint64, error) {
 	return newHandle(&reweighterObj{rw: rw}), nil
 }
 
-// withReweighter runs f on the reweighter of handle h under its lock.
-func withReweighter(h uint64, f func(o *reweighterObj) error) error {
-	o, err := lookup[*reweighterObj](h)
-	if err != nil {
-		return err
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return f(o)
-}
-
 // reweighterWeights computes one global batch's weights at the current
 // step's temperature and advances the step.
 func reweighterWeights(h uint64, b batch, wantStats bool) (res result, err error) {
-	err = withReweighter(h, func(o *reweighterObj) error {
+	err = withObject(h, func(o *reweighterObj) error {
 		losses, domains, out, release, err := b.open(&o.scratch)
 		if err != nil {
 			return err
@@ -82,7 +71,7 @@ func reweighterWeights(h uint64, b batch, wantStats bool) (res result, err error
 // reweighterStats returns the flat stats JSON of the last successful call
 // ("{}" before the first call and after a failed one).
 func reweighterStats(h uint64) (b []byte, err error) {
-	err = withReweighter(h, func(o *reweighterObj) error {
+	err = withObject(h, func(o *reweighterObj) error {
 		b = flatJSON(o.last)
 		return nil
 	})
@@ -91,30 +80,30 @@ func reweighterStats(h uint64) (b []byte, err error) {
 
 // reweighterStep returns the step the next call will use.
 func reweighterStep(h uint64) (step int64, err error) {
-	err = withReweighter(h, func(o *reweighterObj) error { step = o.rw.Step(); return nil })
+	err = withObject(h, func(o *reweighterObj) error { step = o.rw.Step(); return nil })
 	return step, err
 }
 
 // reweighterSetStep moves the reweighter to a global step.
 func reweighterSetStep(h uint64, step int64) error {
-	return withReweighter(h, func(o *reweighterObj) error { return o.rw.SetStep(step) })
+	return withObject(h, func(o *reweighterObj) error { return o.rw.SetStep(step) })
 }
 
 // reweighterR returns the temperature at the current step (+Inf in warm-up).
 func reweighterR(h uint64) (r float64, err error) {
-	err = withReweighter(h, func(o *reweighterObj) error { r = o.rw.R(); return nil })
+	err = withObject(h, func(o *reweighterObj) error { r = o.rw.R(); return nil })
 	return r, err
 }
 
 // reweighterState returns the state JSON (configuration and step).
 func reweighterState(h uint64) (b []byte, err error) {
-	err = withReweighter(h, func(o *reweighterObj) error { b, err = o.rw.State(); return err })
+	err = withObject(h, func(o *reweighterObj) error { b, err = o.rw.State(); return err })
 	return b, err
 }
 
 // reweighterLoadState replaces configuration and step by a state.
 func reweighterLoadState(h uint64, state string) error {
-	return withReweighter(h, func(o *reweighterObj) error {
+	return withObject(h, func(o *reweighterObj) error {
 		if err := o.rw.LoadState([]byte(state)); err != nil {
 			return err
 		}
@@ -125,7 +114,7 @@ func reweighterLoadState(h uint64, state string) error {
 
 // reweighterConfig returns the configuration as JSON.
 func reweighterConfig(h uint64) (b []byte, err error) {
-	err = withReweighter(h, func(o *reweighterObj) error { b, err = json.Marshal(o.rw.Config()); return err })
+	err = withObject(h, func(o *reweighterObj) error { b, err = json.Marshal(o.rw.Config()); return err })
 	return b, err
 }
 

@@ -15,7 +15,7 @@ import (
 
 // weigherObj is a core Weigher behind a handle: fixed options, r per call.
 type weigherObj struct {
-	mu      sync.Mutex
+	sync.Mutex
 	w       *goreweight.Weigher
 	scratch []float32 // converted Arrow losses
 }
@@ -38,34 +38,27 @@ func weigherNew(optionsJSON string) (uint64, error) {
 }
 
 // weigherOptions returns the options in effect as JSON.
-func weigherOptions(h uint64) ([]byte, error) {
-	o, err := lookup[*weigherObj](h)
-	if err != nil {
-		return nil, err
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return json.Marshal(o.w.Options())
+func weigherOptions(h uint64) (b []byte, err error) {
+	err = withObject(h, func(o *weigherObj) error { b, err = json.Marshal(o.w.Options()); return err })
+	return b, err
 }
 
 // weigherWeights computes the weights of one batch at temperature r.
-func weigherWeights(h uint64, r float64, b batch, wantStats bool) (result, error) {
-	o, err := lookup[*weigherObj](h)
-	if err != nil {
-		return result{}, err
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	losses, domains, out, release, err := b.open(&o.scratch)
-	if err != nil {
-		return result{}, err
-	}
-	defer release()
-	st, err := o.w.Weights(out, losses, domains, r)
-	if err != nil {
-		return result{}, err
-	}
-	return finish(st, wantStats), nil
+func weigherWeights(h uint64, r float64, b batch, wantStats bool) (res result, err error) {
+	err = withObject(h, func(o *weigherObj) error {
+		losses, domains, out, release, err := b.open(&o.scratch)
+		if err != nil {
+			return err
+		}
+		defer release()
+		st, err := o.w.Weights(out, losses, domains, r)
+		if err != nil {
+			return err
+		}
+		res = finish(st, wantStats)
+		return nil
+	})
+	return res, err
 }
 
 // deliver stores a result in the caller's optional out-parameters.
