@@ -126,14 +126,19 @@ func finish(st *goreweight.Stats, wantStats bool) result {
 	return r
 }
 
-// flatJSON encodes st.Flat() as a JSON object with sorted keys. Non-finite
-// values are written NaN, Infinity and -Infinity, as Python's json module
-// reads and writes them (strict JSON has no token for them).
+// flatJSON encodes st.Flat() with flatMapJSON ("{}" for nil).
 func flatJSON(st *goreweight.Stats) []byte {
 	if st == nil {
 		return []byte("{}")
 	}
-	m := st.Flat()
+	return flatMapJSON(st.Flat())
+}
+
+// flatMapJSON encodes a flat map of floats as a JSON object with sorted
+// keys. Non-finite values are written NaN, Infinity and -Infinity, as
+// Python's json module reads and writes them (strict JSON has no token for
+// them).
+func flatMapJSON(m map[string]float64) []byte {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

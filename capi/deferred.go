@@ -10,9 +10,7 @@ package main
 import "C"
 
 import (
-	"bytes"
 	"encoding/json"
-	"slices"
 	"sync"
 	"unsafe"
 
@@ -187,29 +185,6 @@ func deferredLoadState(h uint64, state string) error {
 func deferredConfig(h uint64) (b []byte, err error) {
 	err = withObject(h, func(o *deferredObj) error { b, err = json.Marshal(o.d.Config()); return err })
 	return b, err
-}
-
-// flatMapJSON encodes a flat map of floats as flatJSON does (sorted keys,
-// NaN and ±Infinity as Python's json writes them).
-func flatMapJSON(m map[string]float64) []byte {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		kb, _ := json.Marshal(k)
-		b.Write(kb)
-		b.WriteString(": ")
-		b.Write(jsonFloat(nil, m[k]))
-	}
-	b.WriteByte('}')
-	return b.Bytes()
 }
 
 // grw_deferred_new creates a Deferred (the approximate global scope) at
