@@ -102,13 +102,8 @@ func reweighterWeightsMasked(h uint64, b maskedBatch, wantStats bool) (res resul
 			return err
 		}
 		st, err := o.rw.WeightsMasked(out, mb)
-		if err != nil {
-			o.last = nil // the core may have overwritten part of the old stats
-			return err
-		}
-		o.last = st
-		res = finish(st, wantStats)
-		return nil
+		res, err = o.keep(st, err, wantStats)
+		return err
 	})
 	return res, err
 }

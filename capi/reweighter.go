@@ -57,15 +57,22 @@ func reweighterWeights(h uint64, b batch, wantStats bool) (res result, err error
 		}
 		defer release()
 		st, err := o.rw.Weights(out, losses, domains)
-		if err != nil {
-			o.last = nil // the core may have overwritten part of the old stats
-			return err
-		}
-		o.last = st
-		res = finish(st, wantStats)
-		return nil
+		res, err = o.keep(st, err, wantStats)
+		return err
 	})
 	return res, err
+}
+
+// keep records the outcome of one of the reweighter's weights calls as the
+// last stats (nil after an error: the core may have overwritten part of
+// the old ones) and returns its result.
+func (o *reweighterObj) keep(st *goreweight.Stats, err error, wantStats bool) (result, error) {
+	if err != nil {
+		o.last = nil
+		return result{}, err
+	}
+	o.last = st
+	return finish(st, wantStats), nil
 }
 
 // reweighterStats returns the flat stats JSON of the last successful call
