@@ -164,6 +164,15 @@ func (t *trainer) accumulate() (stepOut, error) {
 		}
 		return nil
 	}
+	// record turns a micro-batch's losses into its entries and adds them
+	// to the step's.
+	record := func(b data.Batch, l []float32) (entries, error) {
+		e, err := t.entriesOf(b, l)
+		if err == nil {
+			all.append(e)
+		}
+		return e, err
+	}
 	forward := func(b data.Batch) ([]float32, error) {
 		seq, err := st.model.Forward(b.Tokens, b.Targets, B, T)
 		if err != nil {
@@ -175,9 +184,17 @@ func (t *trainer) accumulate() (stepOut, error) {
 		}
 		return seq, nil
 	}
+	// forwardEntries is forward, recording the micro-batch's entries.
+	forwardEntries := func(b data.Batch) (entries, error) {
+		l, err := forward(b)
+		if err != nil {
+			return entries{}, err
+		}
+		return record(b, l)
+	}
 	st.model.ZeroGrad()
 	if cfg.Scope == ScopeDeferred {
-		ds, err := t.accumulateDeferred(out.batches, w, n, &all, forward, backward)
+		ds, err := t.accumulateDeferred(out.batches, w, n, forwardEntries, backward)
 		if err != nil {
 			st.def.Discard()
 			return out, err
@@ -196,11 +213,9 @@ func (t *trainer) accumulate() (stepOut, error) {
 			if err != nil {
 				return out, err
 			}
-			e, err := t.entriesOf(b, l)
-			if err != nil {
+			if _, err := record(b, l); err != nil {
 				return out, err
 			}
-			all.append(e)
 		}
 		s, err := t.weigh(w, all)
 		if err != nil {
@@ -217,15 +232,10 @@ func (t *trainer) accumulate() (stepOut, error) {
 		}
 	} else {
 		for k, b := range out.batches {
-			l, err := forward(b)
+			e, err := forwardEntries(b)
 			if err != nil {
 				return out, err
 			}
-			e, err := t.entriesOf(b, l)
-			if err != nil {
-				return out, err
-			}
-			all.append(e)
 			// Every micro-batch at the step's temperature: r advances
 			// once per optimiser step.
 			if err := st.rw.SetStep(int64(t.step)); err != nil {
@@ -274,24 +284,20 @@ func (t *trainer) accumulate() (stepOut, error) {
 // accumulated gradients and the weights in w are multiplied (the weights
 // then sum to 1 over the step), and the reweighter is moved to the next
 // step with the Deferred, so that both track the trainer's step. On error
-// the caller discards the Deferred's open step.
-func (t *trainer) accumulateDeferred(batches []data.Batch, w []float32, n int, all *entries,
-	forward func(data.Batch) ([]float32, error), backward func(int) error) (*goreweight.DeferredStats, error) {
+// the caller discards the Deferred's open step. forwardEntries and
+// backward are accumulate's.
+func (t *trainer) accumulateDeferred(batches []data.Batch, w []float32, n int,
+	forwardEntries func(data.Batch) (entries, error), backward func(int) error) (*goreweight.DeferredStats, error) {
 	d := t.st.def
 	d.Discard() // nothing is open between steps; a failed step's leftovers go
 	if err := d.SetStep(int64(t.step)); err != nil {
 		return nil, err
 	}
 	for k, b := range batches {
-		l, err := forward(b)
+		e, err := forwardEntries(b)
 		if err != nil {
 			return nil, err
 		}
-		e, err := t.entriesOf(b, l)
-		if err != nil {
-			return nil, err
-		}
-		all.append(e)
 		if err := deferredMicro(d, w[k*n:(k+1)*n], e); err != nil {
 			return nil, err
 		}
