@@ -11,6 +11,7 @@ import (
 
 	"github.com/goreweight/goreweight/goreweight"
 	"github.com/goreweight/goreweight/goreweight/trainer/data"
+	"github.com/goreweight/goreweight/goreweight/trainer/gpt"
 )
 
 // microBatchHook, when set (by tests), is called after each micro-batch's
@@ -52,6 +53,29 @@ func (e *entries) append(o entries) {
 	}
 }
 
+// countedOnly returns the indices of the entries that count, in order,
+// and their scores and domains: what a core call sees at token level
+// (scatter puts its weights back).
+func (e entries) countedOnly() (idx []int, scores []float32, domains []int32) {
+	for i, c := range e.counted {
+		if c {
+			idx = append(idx, i)
+			scores = append(scores, e.score[i])
+			domains = append(domains, e.domain[i])
+		}
+	}
+	return idx, scores, domains
+}
+
+// scatter writes w, the weights of the entries idx (from countedOnly),
+// into dst at those entries and 0 everywhere else.
+func scatter(dst []float32, idx []int, w []float32) {
+	clear(dst)
+	for j, i := range idx {
+		dst[i] = w[j]
+	}
+}
+
 // tokenLevel reports whether the run weights tokens.
 func (t *trainer) tokenLevel() bool { return t.cfg.Granularity == GranularityToken }
 
@@ -71,13 +95,7 @@ func (t *trainer) entriesOf(b data.Batch, loss []float32) (entries, error) {
 	if t.ref == nil {
 		return e, nil
 	}
-	var ref []float32
-	var err error
-	if t.tokenLevel() {
-		ref, err = t.ref.EvaluateTokens(b.Tokens, b.Targets, B, T)
-	} else {
-		ref, err = t.ref.Evaluate(b.Tokens, b.Targets, B, T)
-	}
+	ref, err := t.lossesOf(t.ref, b)
 	if err != nil {
 		return e, fmt.Errorf("reference model: %w", err)
 	}
@@ -88,20 +106,22 @@ func (t *trainer) entriesOf(b data.Batch, loss []float32) (entries, error) {
 	return e, nil
 }
 
+// lossesOf returns model m's losses of batch b at the run's granularity,
+// without gradients.
+func (t *trainer) lossesOf(m *gpt.Model, b data.Batch) ([]float32, error) {
+	if t.tokenLevel() {
+		return m.EvaluateTokens(b.Tokens, b.Targets, len(b.IDs), t.cfg.Seq)
+	}
+	return m.Evaluate(b.Tokens, b.Targets, len(b.IDs), t.cfg.Seq)
+}
+
 // weigh writes the core's weights of the entries' scores into dst (0 at
 // the entries that do not count) and returns a copy of the core's stats.
 func (t *trainer) weigh(dst []float32, e entries) (goreweight.Stats, error) {
 	scores, domains := e.score, e.domain
 	var idx []int
 	if e.counted != nil {
-		scores, domains = nil, nil
-		for i, c := range e.counted {
-			if c {
-				idx = append(idx, i)
-				scores = append(scores, e.score[i])
-				domains = append(domains, e.domain[i])
-			}
-		}
+		idx, scores, domains = e.countedOnly()
 		if len(idx) == 0 {
 			return goreweight.Stats{}, fmt.Errorf("no target token to weight: %w", goreweight.ErrEmpty)
 		}
@@ -115,10 +135,7 @@ func (t *trainer) weigh(dst []float32, e entries) (goreweight.Stats, error) {
 		return goreweight.Stats{}, err
 	}
 	if idx != nil {
-		clear(dst)
-		for j, i := range idx {
-			dst[i] = w[j]
-		}
+		scatter(dst, idx, w)
 	}
 	c := *s
 	c.Domains = slices.Clone(s.Domains)
@@ -203,13 +220,7 @@ func (t *trainer) accumulate() (stepOut, error) {
 		calls = append(calls, ds.Stats)
 	} else if cfg.Scope == ScopeGlobal {
 		for _, b := range out.batches {
-			var l []float32
-			var err error
-			if tok {
-				l, err = st.model.EvaluateTokens(b.Tokens, b.Targets, B, T)
-			} else {
-				l, err = st.model.Evaluate(b.Tokens, b.Targets, B, T)
-			}
+			l, err := t.lossesOf(st.model, b)
 			if err != nil {
 				return out, err
 			}
@@ -332,22 +343,12 @@ func deferredMicro(d *goreweight.Deferred, dst []float32, e entries) error {
 		_, err := d.Micro(dst, e.score)
 		return err
 	}
-	var idx []int
-	var scores []float32
-	for i, c := range e.counted {
-		if c {
-			idx = append(idx, i)
-			scores = append(scores, e.score[i])
-		}
-	}
+	idx, scores, _ := e.countedOnly()
 	u := make([]float32, len(idx))
 	if _, err := d.Micro(u, scores); err != nil {
 		return err
 	}
-	clear(dst)
-	for j, i := range idx {
-		dst[i] = u[j]
-	}
+	scatter(dst, idx, u)
 	return nil
 }
 
