@@ -67,15 +67,13 @@ func (b batch) open(scratch *[]float32) (losses []float32, domains []int32, out 
 	if b.out == nil {
 		return nil, nil, nil, release, errInvalid("goreweight: weights_out is NULL")
 	}
+	if err := checkOverlap(b.out, 4*b.n, "weights_out",
+		buffer{b.domains, 4 * b.n, "domains"}, buffer{unsafe.Pointer(unsafe.SliceData(losses)), 4 * b.n, "losses"}); err != nil {
+		return nil, nil, nil, release, err
+	}
 	out = unsafe.Slice((*float32)(b.out), b.n)
 	if b.domains != nil {
 		domains = unsafe.Slice((*int32)(b.domains), b.n)
-		if overlaps(unsafe.Pointer(unsafe.SliceData(domains)), 4*b.n, b.out, 4*b.n) {
-			return nil, nil, nil, release, errInvalid("goreweight: weights_out overlaps domains")
-		}
-	}
-	if overlaps(unsafe.Pointer(unsafe.SliceData(losses)), 4*b.n, b.out, 4*b.n) {
-		return nil, nil, nil, release, errInvalid("goreweight: weights_out overlaps losses")
 	}
 	return losses, domains, out, release, nil
 }
@@ -89,6 +87,26 @@ func checkLen(n int64, name string) error {
 		return errInvalidf("goreweight: %s must be >= 1, got %d", name, n)
 	case n > maxBatch:
 		return errInvalidf("goreweight: %s = %d is too large (at most %d)", name, n, int64(maxBatch))
+	}
+	return nil
+}
+
+// A buffer is one input of a call for checkOverlap: its address (nil when
+// the caller gave none), its size in bytes and its name in errors.
+type buffer struct {
+	p    unsafe.Pointer
+	size int64
+	name string
+}
+
+// checkOverlap refuses an output of outSize bytes at out (named outName in
+// the error) that overlaps one of the inputs given (nil ones are skipped),
+// naming the first such input.
+func checkOverlap(out unsafe.Pointer, outSize int64, outName string, ins ...buffer) error {
+	for _, in := range ins {
+		if in.p != nil && overlaps(in.p, in.size, out, outSize) {
+			return errInvalidf("goreweight: %s overlaps %s", outName, in.name)
+		}
 	}
 	return nil
 }
@@ -108,14 +126,19 @@ func finish(st *goreweight.Stats, wantStats bool) result {
 	return r
 }
 
-// flatJSON encodes st.Flat() as a JSON object with sorted keys. Non-finite
-// values are written NaN, Infinity and -Infinity, as Python's json module
-// reads and writes them (strict JSON has no token for them).
+// flatJSON encodes st.Flat() with flatMapJSON ("{}" for nil).
 func flatJSON(st *goreweight.Stats) []byte {
 	if st == nil {
 		return []byte("{}")
 	}
-	m := st.Flat()
+	return flatMapJSON(st.Flat())
+}
+
+// flatMapJSON encodes a flat map of floats as a JSON object with sorted
+// keys. Non-finite values are written NaN, Infinity and -Infinity, as
+// Python's json module reads and writes them (strict JSON has no token for
+// them).
+func flatMapJSON(m map[string]float64) []byte {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

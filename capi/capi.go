@@ -42,11 +42,14 @@
 //     `defer guard(&status, err)()` (the result must be named `status`): it
 //     recovers any panic, including a memory fault in Go code
 //     (debug.SetPanicOnFault), and turns it into GRW_EINTERNAL. Return with
-//     `return done(err, e)` where e is the Go error or nil. Keep the body a
+//     `return done(err, e)` where e is the Go error or nil (or return one of
+//     the shared bodies newHandleOut, jsonOut, doubleOut, withString, which
+//     end so). Keep the body a
 //     call to a Go-typed function (plain Go types, unsafe.Pointer) so that
 //     tests, which cannot use cgo, can call it.
 //  5. Handles. Long-lived Go objects are opaque uint64_t handles from the
 //     process-wide table in handles.go: newHandle(obj), lookup[*T](h),
+//     withObject(h, f) (lookup and hold the object's lock),
 //     grw_close(h) for every kind. 0 is never a valid handle, and a closed
 //     handle's number is never reused. Each object embeds a sync.Mutex
 //     that every export holds while using it, so concurrent calls on one
@@ -230,6 +233,63 @@ func goString(p *C.char, name string) (string, error) {
 		return "", errInvalidf("goreweight: %s is NULL", name)
 	}
 	return C.GoString(p), nil
+}
+
+// The bodies that many exports share. An export still defers guard itself
+// (the named status is its own) and then returns one of these, so that
+// each rule (check the out-parameter, call, store only on success, report
+// through done) is written once.
+
+// newHandleOut is the body of an export that creates an object from a
+// JSON string argument (named name in errors) and stores its handle in
+// *handle: create is called only when both pointers are given.
+func newHandleOut(arg *C.char, name string, handle *C.uint64_t, err **C.char, create func(string) (uint64, error)) C.int {
+	s, e := goString(arg, name)
+	if e == nil && handle == nil {
+		e = errNullHandleOut
+	}
+	if e != nil {
+		return done(err, e)
+	}
+	h, e := create(s)
+	if e == nil {
+		*handle = C.uint64_t(h)
+	}
+	return done(err, e)
+}
+
+// jsonOut is the body of an export that stores a JSON result of handle h
+// in *out (free with grw_free); *out is written only on success.
+func jsonOut(h C.uint64_t, out **C.char, err **C.char, get func(uint64) ([]byte, error)) C.int {
+	b, e := get(uint64(h))
+	if e == nil {
+		e = setOut(out, b)
+	}
+	return done(err, e)
+}
+
+// doubleOut is the body of an export that stores a number of handle h in
+// *out; a NULL out is refused (naming the out-parameter name) before get
+// runs.
+func doubleOut(h C.uint64_t, out *C.double, name string, err **C.char, get func(uint64) (float64, error)) C.int {
+	if out == nil {
+		return done(err, errInvalidf("goreweight: %s (the out-parameter) is NULL", name))
+	}
+	v, e := get(uint64(h))
+	if e == nil {
+		*out = C.double(v)
+	}
+	return done(err, e)
+}
+
+// withString is the body of an export that passes a C string argument
+// (named name in errors) to set on handle h.
+func withString(h C.uint64_t, arg *C.char, name string, err **C.char, set func(uint64, string) error) C.int {
+	s, e := goString(arg, name)
+	if e == nil {
+		e = set(uint64(h), s)
+	}
+	return done(err, e)
 }
 
 // grw_free frees memory the library returned (error messages, JSON

@@ -10,9 +10,7 @@ package main
 import "C"
 
 import (
-	"bytes"
 	"encoding/json"
-	"slices"
 	"sync"
 	"unsafe"
 
@@ -33,8 +31,8 @@ const deferredNSums = C.GRW_DEFERRED_NSUMS
 
 // deferredObj is a core Deferred behind a handle.
 type deferredObj struct {
-	mu sync.Mutex
-	d  *goreweight.Deferred
+	sync.Mutex
+	d *goreweight.Deferred
 }
 
 func (*deferredObj) kind() string { return "deferred" }
@@ -63,16 +61,6 @@ func deferredRestore(state string) (uint64, error) {
 	return newHandle(&deferredObj{d: d}), nil
 }
 
-func withDeferred(h uint64, f func(o *deferredObj) error) error {
-	o, err := lookup[*deferredObj](h)
-	if err != nil {
-		return err
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return f(o)
-}
-
 // deferredMicro writes the unnormalised weights of one micro-batch of n
 // losses into out and returns their sum. n = 0 is allowed (the pointers
 // may then be NULL).
@@ -86,12 +74,12 @@ func deferredMicro(h uint64, losses unsafe.Pointer, n int64, out unsafe.Pointer)
 	case n > 0 && out == nil:
 		return 0, errInvalid("goreweight: u_out is NULL")
 	case n > 0:
-		if overlaps(losses, 4*n, out, 4*n) {
-			return 0, errInvalid("goreweight: u_out overlaps losses")
+		if err := checkOverlap(out, 4*n, "u_out", buffer{losses, 4 * n, "losses"}); err != nil {
+			return 0, err
 		}
 		l, u = unsafe.Slice((*float32)(losses), n), unsafe.Slice((*float32)(out), n)
 	}
-	err = withDeferred(h, func(o *deferredObj) error { z, err = o.d.Micro(u, l); return err })
+	err = withObject(h, func(o *deferredObj) error { z, err = o.d.Micro(u, l); return err })
 	return z, err
 }
 
@@ -104,7 +92,7 @@ func deferredSums(h uint64, out unsafe.Pointer, n int64) error {
 	if out == nil {
 		return errInvalid("goreweight: sums_out is NULL")
 	}
-	return withDeferred(h, func(o *deferredObj) error {
+	return withObject(h, func(o *deferredObj) error {
 		s := o.d.Sums()
 		copy(unsafe.Slice((*float64)(out), n), s.AppendVector(make([]float64, 0, deferredNSums)))
 		return nil
@@ -133,7 +121,7 @@ func deferredFinish(h uint64, sums unsafe.Pointer, nranks int64) (scale float64,
 			global = append(global, s)
 		}
 	}
-	err = withDeferred(h, func(o *deferredObj) error {
+	err = withObject(h, func(o *deferredObj) error {
 		st, err := o.d.Finish(global)
 		if err != nil {
 			return err
@@ -147,7 +135,7 @@ func deferredFinish(h uint64, sums unsafe.Pointer, nranks int64) (scale float64,
 // deferredStats returns the flat stats JSON of the last finished step
 // ("{}" before the first).
 func deferredStats(h uint64) (b []byte, err error) {
-	err = withDeferred(h, func(o *deferredObj) error {
+	err = withObject(h, func(o *deferredObj) error {
 		b = []byte("{}")
 		if st := o.d.LastStats(); st != nil {
 			b = flatMapJSON(st.Flat())
@@ -159,67 +147,44 @@ func deferredStats(h uint64) (b []byte, err error) {
 
 // deferredRange returns the range of the next (or open) step.
 func deferredRange(h uint64) (lo, hi float64, known bool, err error) {
-	err = withDeferred(h, func(o *deferredObj) error { lo, hi, known = o.d.Range(); return nil })
+	err = withObject(h, func(o *deferredObj) error { lo, hi, known = o.d.Range(); return nil })
 	return lo, hi, known, err
 }
 
 func deferredSetRange(h uint64, lo, hi float64) error {
-	return withDeferred(h, func(o *deferredObj) error { return o.d.SetRange(lo, hi) })
+	return withObject(h, func(o *deferredObj) error { return o.d.SetRange(lo, hi) })
 }
 
 func deferredStep(h uint64) (step int64, open bool, err error) {
-	err = withDeferred(h, func(o *deferredObj) error { step, open = o.d.Step(), o.d.Open(); return nil })
+	err = withObject(h, func(o *deferredObj) error { step, open = o.d.Step(), o.d.Open(); return nil })
 	return step, open, err
 }
 
 func deferredSetStep(h uint64, step int64) error {
-	return withDeferred(h, func(o *deferredObj) error { return o.d.SetStep(step) })
+	return withObject(h, func(o *deferredObj) error { return o.d.SetStep(step) })
 }
 
 func deferredR(h uint64) (r float64, err error) {
-	err = withDeferred(h, func(o *deferredObj) error { r = o.d.R(); return nil })
+	err = withObject(h, func(o *deferredObj) error { r = o.d.R(); return nil })
 	return r, err
 }
 
 func deferredDiscard(h uint64) error {
-	return withDeferred(h, func(o *deferredObj) error { o.d.Discard(); return nil })
+	return withObject(h, func(o *deferredObj) error { o.d.Discard(); return nil })
 }
 
 func deferredState(h uint64) (b []byte, err error) {
-	err = withDeferred(h, func(o *deferredObj) error { b, err = o.d.State(); return err })
+	err = withObject(h, func(o *deferredObj) error { b, err = o.d.State(); return err })
 	return b, err
 }
 
 func deferredLoadState(h uint64, state string) error {
-	return withDeferred(h, func(o *deferredObj) error { return o.d.LoadState([]byte(state)) })
+	return withObject(h, func(o *deferredObj) error { return o.d.LoadState([]byte(state)) })
 }
 
 func deferredConfig(h uint64) (b []byte, err error) {
-	err = withDeferred(h, func(o *deferredObj) error { b, err = json.Marshal(o.d.Config()); return err })
+	err = withObject(h, func(o *deferredObj) error { b, err = json.Marshal(o.d.Config()); return err })
 	return b, err
-}
-
-// flatMapJSON encodes a flat map of floats as flatJSON does (sorted keys,
-// NaN and ±Infinity as Python's json writes them).
-func flatMapJSON(m map[string]float64) []byte {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		kb, _ := json.Marshal(k)
-		b.Write(kb)
-		b.WriteString(": ")
-		b.Write(jsonFloat(nil, m[k]))
-	}
-	b.WriteByte('}')
-	return b.Bytes()
 }
 
 // grw_deferred_new creates a Deferred (the approximate global scope) at
@@ -232,18 +197,7 @@ func flatMapJSON(m map[string]float64) []byte {
 //export grw_deferred_new
 func grw_deferred_new(configJSON *C.char, handle *C.uint64_t, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	s, e := goString(configJSON, "config_json")
-	if e == nil && handle == nil {
-		e = errNullHandleOut
-	}
-	if e != nil {
-		return done(err, e)
-	}
-	h, e := deferredNew(s)
-	if e == nil {
-		*handle = C.uint64_t(h)
-	}
-	return done(err, e)
+	return newHandleOut(configJSON, "config_json", handle, err, deferredNew)
 }
 
 // grw_deferred_restore creates a Deferred from a state written by
@@ -252,18 +206,7 @@ func grw_deferred_new(configJSON *C.char, handle *C.uint64_t, err **C.char) (sta
 //export grw_deferred_restore
 func grw_deferred_restore(stateJSON *C.char, handle *C.uint64_t, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	s, e := goString(stateJSON, "state_json")
-	if e == nil && handle == nil {
-		e = errNullHandleOut
-	}
-	if e != nil {
-		return done(err, e)
-	}
-	h, e := deferredRestore(s)
-	if e == nil {
-		*handle = C.uint64_t(h)
-	}
-	return done(err, e)
+	return newHandleOut(stateJSON, "state_json", handle, err, deferredRestore)
 }
 
 // grw_deferred_micro writes into u_out[0..n) the unnormalised weights u_i
@@ -401,14 +344,7 @@ func grw_deferred_set_step(h C.uint64_t, step C.int64_t, err **C.char) (status C
 //export grw_deferred_r
 func grw_deferred_r(h C.uint64_t, out *C.double, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	if out == nil {
-		return done(err, errInvalid("goreweight: r (the out-parameter) is NULL"))
-	}
-	r, e := deferredR(uint64(h))
-	if e == nil {
-		*out = C.double(r)
-	}
-	return done(err, e)
+	return doubleOut(h, out, "r", err, deferredR)
 }
 
 // grw_deferred_stats stores in *out the flat stats JSON of the last
@@ -419,11 +355,7 @@ func grw_deferred_r(h C.uint64_t, out *C.double, err **C.char) (status C.int) {
 //export grw_deferred_stats
 func grw_deferred_stats(h C.uint64_t, out **C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	b, e := deferredStats(uint64(h))
-	if e == nil {
-		e = setOut(out, b)
-	}
-	return done(err, e)
+	return jsonOut(h, out, err, deferredStats)
 }
 
 // grw_deferred_state stores in *out the state as JSON (configuration,
@@ -432,11 +364,7 @@ func grw_deferred_stats(h C.uint64_t, out **C.char, err **C.char) (status C.int)
 //export grw_deferred_state
 func grw_deferred_state(h C.uint64_t, out **C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	b, e := deferredState(uint64(h))
-	if e == nil {
-		e = setOut(out, b)
-	}
-	return done(err, e)
+	return jsonOut(h, out, err, deferredState)
 }
 
 // grw_deferred_load_state replaces the Deferred's state by one written by
@@ -445,11 +373,7 @@ func grw_deferred_state(h C.uint64_t, out **C.char, err **C.char) (status C.int)
 //export grw_deferred_load_state
 func grw_deferred_load_state(h C.uint64_t, stateJSON *C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	s, e := goString(stateJSON, "state_json")
-	if e == nil {
-		e = deferredLoadState(uint64(h), s)
-	}
-	return done(err, e)
+	return withString(h, stateJSON, "state_json", err, deferredLoadState)
 }
 
 // grw_deferred_config stores in *out the configuration, defaults filled
@@ -458,9 +382,5 @@ func grw_deferred_load_state(h C.uint64_t, stateJSON *C.char, err **C.char) (sta
 //export grw_deferred_config
 func grw_deferred_config(h C.uint64_t, out **C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	b, e := deferredConfig(uint64(h))
-	if e == nil {
-		e = setOut(out, b)
-	}
-	return done(err, e)
+	return jsonOut(h, out, err, deferredConfig)
 }

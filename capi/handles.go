@@ -5,10 +5,12 @@ import (
 )
 
 // An object is anything a handle refers to. Each object guards itself with
-// its own mutex, held by every export while it uses the object.
+// its own mutex (an embedded sync.Mutex), held by every export while it
+// uses the object (see withObject).
 type object interface {
 	// kind names the object in error messages ("weigher", "reweighter").
 	kind() string
+	sync.Locker
 }
 
 // handles is the process-wide table of live objects. Handles are never
@@ -28,20 +30,41 @@ func newHandle(o object) uint64 {
 	return handles.next
 }
 
-// lookup returns the object of handle h if it is a T.
-func lookup[T object](h uint64) (T, error) {
-	var zero T
+// find returns the object of handle h, of any kind.
+func find(h uint64) (object, error) {
 	handles.RLock()
 	o, ok := handles.m[h]
 	handles.RUnlock()
 	if !ok {
-		return zero, errInvalidf("goreweight: handle %d is unknown or closed", h)
+		return nil, errInvalidf("goreweight: handle %d is unknown or closed", h)
+	}
+	return o, nil
+}
+
+// lookup returns the object of handle h if it is a T.
+func lookup[T object](h uint64) (T, error) {
+	var zero T
+	o, err := find(h)
+	if err != nil {
+		return zero, err
 	}
 	t, ok := o.(T)
 	if !ok {
 		return zero, errInvalidf("goreweight: handle %d is a %s, not a %s", h, o.kind(), zero.kind())
 	}
 	return t, nil
+}
+
+// withObject runs f on the object of handle h, if it is a T, under the
+// object's lock.
+func withObject[T object](h uint64, f func(o T) error) error {
+	o, err := lookup[T](h)
+	if err != nil {
+		return err
+	}
+	o.Lock()
+	defer o.Unlock()
+	return f(o)
 }
 
 // closeHandle forgets handle h. Calls running on its object finish normally.

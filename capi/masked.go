@@ -57,14 +57,9 @@ func (b maskedBatch) open() (goreweight.MaskedBatch, []float32, error) {
 		return mb, nil, errInvalidf("goreweight: flags %#x has unknown bits (known: GRW_MASK_SKIP_NONFINITE = %d)", b.flags, maskSkipNonFinite)
 	}
 	n := b.n
-	for _, in := range []struct {
-		p    unsafe.Pointer
-		size int64
-		name string
-	}{{b.losses, 4, "losses"}, {b.reference, 4, "reference"}, {b.mask, 1, "mask"}, {b.domains, 4, "domains"}} {
-		if in.p != nil && overlaps(in.p, in.size*n, b.out, 4*n) {
-			return mb, nil, errInvalidf("goreweight: weights_out overlaps %s", in.name)
-		}
+	if err := checkOverlap(b.out, 4*n, "weights_out", buffer{b.losses, 4 * n, "losses"}, buffer{b.reference, 4 * n, "reference"},
+		buffer{b.mask, n, "mask"}, buffer{b.domains, 4 * n, "domains"}); err != nil {
+		return mb, nil, err
 	}
 	mb.Losses = unsafe.Slice((*float32)(b.losses), n)
 	if b.reference != nil {
@@ -82,59 +77,47 @@ func (b maskedBatch) open() (goreweight.MaskedBatch, []float32, error) {
 
 // weigherWeightsMasked computes the weights of one masked batch at
 // temperature r.
-func weigherWeightsMasked(h uint64, r float64, b maskedBatch, wantStats bool) (result, error) {
-	o, err := lookup[*weigherObj](h)
-	if err != nil {
-		return result{}, err
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	mb, out, err := b.open()
-	if err != nil {
-		return result{}, err
-	}
-	st, err := o.w.WeightsMasked(out, mb, r)
-	if err != nil {
-		return result{}, err
-	}
-	return finish(st, wantStats), nil
-}
-
-// reweighterWeightsMasked computes one masked global batch's weights at the
-// current step's temperature and advances the step.
-func reweighterWeightsMasked(h uint64, b maskedBatch, wantStats bool) (res result, err error) {
-	err = withReweighter(h, func(o *reweighterObj) error {
+func weigherWeightsMasked(h uint64, r float64, b maskedBatch, wantStats bool) (res result, err error) {
+	err = withObject(h, func(o *weigherObj) error {
 		mb, out, err := b.open()
 		if err != nil {
 			return err
 		}
-		st, err := o.rw.WeightsMasked(out, mb)
+		st, err := o.w.WeightsMasked(out, mb, r)
 		if err != nil {
-			o.last = nil // the core may have overwritten part of the old stats
 			return err
 		}
-		o.last = st
 		res = finish(st, wantStats)
 		return nil
 	})
 	return res, err
 }
 
+// reweighterWeightsMasked computes one masked global batch's weights at the
+// current step's temperature and advances the step.
+func reweighterWeightsMasked(h uint64, b maskedBatch, wantStats bool) (res result, err error) {
+	err = withObject(h, func(o *reweighterObj) error {
+		mb, out, err := b.open()
+		if err != nil {
+			return err
+		}
+		st, err := o.rw.WeightsMasked(out, mb)
+		res, err = o.keep(st, err, wantStats)
+		return err
+	})
+	return res, err
+}
+
 // maskedWeights dispatches on the handle's kind.
 func maskedWeights(h uint64, r float64, b maskedBatch, wantStats bool) (result, error) {
-	handles.RLock()
-	o, ok := handles.m[h]
-	handles.RUnlock()
-	if !ok {
-		return result{}, errInvalidf("goreweight: handle %d is unknown or closed", h)
-	}
-	switch o.(type) {
-	case *weigherObj:
+	w, err := isWeigher(h)
+	switch {
+	case err != nil:
+		return result{}, err
+	case w:
 		return weigherWeightsMasked(h, r, b, wantStats)
-	case *reweighterObj:
-		return reweighterWeightsMasked(h, b, wantStats)
 	}
-	return result{}, errInvalidf("goreweight: handle %d is a %s, not a weigher or a reweighter", h, o.kind())
+	return reweighterWeightsMasked(h, b, wantStats)
 }
 
 // grw_weights_masked writes into weights_out[0..n) the weights of the
@@ -153,17 +136,13 @@ func grw_weights_masked(a *C.grw_masked_args, err **C.char) (status C.int) {
 	if a == nil {
 		return done(err, errInvalid("goreweight: args is NULL"))
 	}
-	a.nonfinite = 0
-	a.stats_json = nil
-	want := a.want_stats != 0
+	stats := statsOut(&a.stats_json, a.want_stats)
+	clearOuts(&a.nonfinite, &a.stats_json)
 	b := maskedBatch{losses: unsafe.Pointer(a.losses), reference: unsafe.Pointer(a.reference), mask: unsafe.Pointer(a.mask),
 		domains: unsafe.Pointer(a.domains), out: unsafe.Pointer(a.weights_out), n: int64(a.n), flags: int32(a.flags)}
-	res, e := maskedWeights(uint64(a.handle), float64(a.r), b, want)
+	res, e := maskedWeights(uint64(a.handle), float64(a.r), b, stats != nil)
 	if e == nil {
-		a.nonfinite = C.int64_t(res.nonFinite)
-		if want {
-			a.stats_json = cString(res.stats)
-		}
+		deliver(res, &a.nonfinite, stats)
 	}
 	return done(err, e)
 }

@@ -25,21 +25,43 @@ import (
 	"unsafe"
 )
 
-// packedWeights dispatches on the handle's kind.
-func packedWeights(h uint64, r float64, b batch, wantStats bool) (result, error) {
-	handles.RLock()
-	o, ok := handles.m[h]
-	handles.RUnlock()
-	if !ok {
-		return result{}, errInvalidf("goreweight: handle %d is unknown or closed", h)
+// isWeigher tells the kind of a handle that may be a weigher or a
+// reweighter (grw_weights_packed and grw_weights_masked take either); any
+// other kind is an error.
+func isWeigher(h uint64) (bool, error) {
+	o, err := find(h)
+	if err != nil {
+		return false, err
 	}
 	switch o.(type) {
 	case *weigherObj:
-		return weigherWeights(h, r, b, wantStats)
+		return true, nil
 	case *reweighterObj:
-		return reweighterWeights(h, b, wantStats)
+		return false, nil
 	}
-	return result{}, errInvalidf("goreweight: handle %d is a %s, not a weigher or a reweighter", h, o.kind())
+	return false, errInvalidf("goreweight: handle %d is a %s, not a weigher or a reweighter", h, o.kind())
+}
+
+// packedWeights dispatches on the handle's kind.
+func packedWeights(h uint64, r float64, b batch, wantStats bool) (result, error) {
+	w, err := isWeigher(h)
+	switch {
+	case err != nil:
+		return result{}, err
+	case w:
+		return weigherWeights(h, r, b, wantStats)
+	}
+	return reweighterWeights(h, b, wantStats)
+}
+
+// statsOut is the stats out-parameter of an argument struct (its
+// stats_json field, at field) when wantStats is nonzero, else NULL: the
+// struct form of a stats_json argument that may be NULL.
+func statsOut(field **C.char, wantStats C.int32_t) **C.char {
+	if wantStats != 0 {
+		return field
+	}
+	return nil
 }
 
 // grw_weights_packed is grw_weigher_weights or grw_reweighter_weights
@@ -52,16 +74,12 @@ func grw_weights_packed(a *C.grw_weights_args, err **C.char) (status C.int) {
 	if a == nil {
 		return done(err, errInvalid("goreweight: args is NULL"))
 	}
-	a.nonfinite = 0
-	a.stats_json = nil
-	want := a.want_stats != 0
+	stats := statsOut(&a.stats_json, a.want_stats)
+	clearOuts(&a.nonfinite, &a.stats_json)
 	b := batch{losses: unsafe.Pointer(a.losses), domains: unsafe.Pointer(a.domains), out: unsafe.Pointer(a.weights_out), n: int64(a.n)}
-	res, e := packedWeights(uint64(a.handle), float64(a.r), b, want)
+	res, e := packedWeights(uint64(a.handle), float64(a.r), b, stats != nil)
 	if e == nil {
-		a.nonfinite = C.int64_t(res.nonFinite)
-		if want {
-			a.stats_json = cString(res.stats)
-		}
+		deliver(res, &a.nonfinite, stats)
 	}
 	return done(err, e)
 }

@@ -15,7 +15,7 @@ import (
 
 // reweighterObj is a core Reweighter behind a handle.
 type reweighterObj struct {
-	mu      sync.Mutex
+	sync.Mutex
 	rw      *goreweight.Reweighter
 	last    *goreweight.Stats // stats of the last successful call; nil before it or after an error
 	scratch []float32         // converted Arrow losses
@@ -47,42 +47,38 @@ func reweighterRestore(state string) (uint64, error) {
 	return newHandle(&reweighterObj{rw: rw}), nil
 }
 
-// withReweighter runs f on the reweighter of handle h under its lock.
-func withReweighter(h uint64, f func(o *reweighterObj) error) error {
-	o, err := lookup[*reweighterObj](h)
-	if err != nil {
-		return err
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return f(o)
-}
-
 // reweighterWeights computes one global batch's weights at the current
 // step's temperature and advances the step.
 func reweighterWeights(h uint64, b batch, wantStats bool) (res result, err error) {
-	err = withReweighter(h, func(o *reweighterObj) error {
+	err = withObject(h, func(o *reweighterObj) error {
 		losses, domains, out, release, err := b.open(&o.scratch)
 		if err != nil {
 			return err
 		}
 		defer release()
 		st, err := o.rw.Weights(out, losses, domains)
-		if err != nil {
-			o.last = nil // the core may have overwritten part of the old stats
-			return err
-		}
-		o.last = st
-		res = finish(st, wantStats)
-		return nil
+		res, err = o.keep(st, err, wantStats)
+		return err
 	})
 	return res, err
+}
+
+// keep records the outcome of one of the reweighter's weights calls as the
+// last stats (nil after an error: the core may have overwritten part of
+// the old ones) and returns its result.
+func (o *reweighterObj) keep(st *goreweight.Stats, err error, wantStats bool) (result, error) {
+	if err != nil {
+		o.last = nil
+		return result{}, err
+	}
+	o.last = st
+	return finish(st, wantStats), nil
 }
 
 // reweighterStats returns the flat stats JSON of the last successful call
 // ("{}" before the first call and after a failed one).
 func reweighterStats(h uint64) (b []byte, err error) {
-	err = withReweighter(h, func(o *reweighterObj) error {
+	err = withObject(h, func(o *reweighterObj) error {
 		b = flatJSON(o.last)
 		return nil
 	})
@@ -91,30 +87,30 @@ func reweighterStats(h uint64) (b []byte, err error) {
 
 // reweighterStep returns the step the next call will use.
 func reweighterStep(h uint64) (step int64, err error) {
-	err = withReweighter(h, func(o *reweighterObj) error { step = o.rw.Step(); return nil })
+	err = withObject(h, func(o *reweighterObj) error { step = o.rw.Step(); return nil })
 	return step, err
 }
 
 // reweighterSetStep moves the reweighter to a global step.
 func reweighterSetStep(h uint64, step int64) error {
-	return withReweighter(h, func(o *reweighterObj) error { return o.rw.SetStep(step) })
+	return withObject(h, func(o *reweighterObj) error { return o.rw.SetStep(step) })
 }
 
 // reweighterR returns the temperature at the current step (+Inf in warm-up).
 func reweighterR(h uint64) (r float64, err error) {
-	err = withReweighter(h, func(o *reweighterObj) error { r = o.rw.R(); return nil })
+	err = withObject(h, func(o *reweighterObj) error { r = o.rw.R(); return nil })
 	return r, err
 }
 
 // reweighterState returns the state JSON (configuration and step).
 func reweighterState(h uint64) (b []byte, err error) {
-	err = withReweighter(h, func(o *reweighterObj) error { b, err = o.rw.State(); return err })
+	err = withObject(h, func(o *reweighterObj) error { b, err = o.rw.State(); return err })
 	return b, err
 }
 
 // reweighterLoadState replaces configuration and step by a state.
 func reweighterLoadState(h uint64, state string) error {
-	return withReweighter(h, func(o *reweighterObj) error {
+	return withObject(h, func(o *reweighterObj) error {
 		if err := o.rw.LoadState([]byte(state)); err != nil {
 			return err
 		}
@@ -125,7 +121,7 @@ func reweighterLoadState(h uint64, state string) error {
 
 // reweighterConfig returns the configuration as JSON.
 func reweighterConfig(h uint64) (b []byte, err error) {
-	err = withReweighter(h, func(o *reweighterObj) error { b, err = json.Marshal(o.rw.Config()); return err })
+	err = withObject(h, func(o *reweighterObj) error { b, err = json.Marshal(o.rw.Config()); return err })
 	return b, err
 }
 
@@ -137,18 +133,7 @@ func reweighterConfig(h uint64) (b []byte, err error) {
 //export grw_reweighter_new
 func grw_reweighter_new(configJSON *C.char, handle *C.uint64_t, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	s, e := goString(configJSON, "config_json")
-	if e == nil && handle == nil {
-		e = errNullHandleOut
-	}
-	if e != nil {
-		return done(err, e)
-	}
-	h, e := reweighterNew(s)
-	if e == nil {
-		*handle = C.uint64_t(h)
-	}
-	return done(err, e)
+	return newHandleOut(configJSON, "config_json", handle, err, reweighterNew)
 }
 
 // grw_reweighter_restore creates a Reweighter from a state written by
@@ -157,18 +142,7 @@ func grw_reweighter_new(configJSON *C.char, handle *C.uint64_t, err **C.char) (s
 //export grw_reweighter_restore
 func grw_reweighter_restore(stateJSON *C.char, handle *C.uint64_t, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	s, e := goString(stateJSON, "state_json")
-	if e == nil && handle == nil {
-		e = errNullHandleOut
-	}
-	if e != nil {
-		return done(err, e)
-	}
-	h, e := reweighterRestore(s)
-	if e == nil {
-		*handle = C.uint64_t(h)
-	}
-	return done(err, e)
+	return newHandleOut(stateJSON, "state_json", handle, err, reweighterRestore)
 }
 
 // grw_reweighter_weights writes into weights_out[0..n) the weights of one
@@ -211,11 +185,7 @@ func grw_reweighter_weights_arrow(h C.uint64_t, arrowSchema, arrowArray unsafe.P
 //export grw_reweighter_stats
 func grw_reweighter_stats(h C.uint64_t, out **C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	b, e := reweighterStats(uint64(h))
-	if e == nil {
-		e = setOut(out, b)
-	}
-	return done(err, e)
+	return jsonOut(h, out, err, reweighterStats)
 }
 
 // grw_reweighter_step stores in *out the global step the next call uses.
@@ -247,14 +217,7 @@ func grw_reweighter_set_step(h C.uint64_t, step C.int64_t, err **C.char) (status
 //export grw_reweighter_r
 func grw_reweighter_r(h C.uint64_t, out *C.double, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	if out == nil {
-		return done(err, errInvalid("goreweight: r (the out-parameter) is NULL"))
-	}
-	r, e := reweighterR(uint64(h))
-	if e == nil {
-		*out = C.double(r)
-	}
-	return done(err, e)
+	return doubleOut(h, out, "r", err, reweighterR)
 }
 
 // grw_reweighter_state stores in *out the Reweighter's state as JSON (its
@@ -263,11 +226,7 @@ func grw_reweighter_r(h C.uint64_t, out *C.double, err **C.char) (status C.int) 
 //export grw_reweighter_state
 func grw_reweighter_state(h C.uint64_t, out **C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	b, e := reweighterState(uint64(h))
-	if e == nil {
-		e = setOut(out, b)
-	}
-	return done(err, e)
+	return jsonOut(h, out, err, reweighterState)
 }
 
 // grw_reweighter_load_state replaces the Reweighter's configuration and
@@ -276,11 +235,7 @@ func grw_reweighter_state(h C.uint64_t, out **C.char, err **C.char) (status C.in
 //export grw_reweighter_load_state
 func grw_reweighter_load_state(h C.uint64_t, stateJSON *C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	s, e := goString(stateJSON, "state_json")
-	if e == nil {
-		e = reweighterLoadState(uint64(h), s)
-	}
-	return done(err, e)
+	return withString(h, stateJSON, "state_json", err, reweighterLoadState)
 }
 
 // grw_reweighter_config stores in *out the configuration, defaults filled
@@ -289,9 +244,5 @@ func grw_reweighter_load_state(h C.uint64_t, stateJSON *C.char, err **C.char) (s
 //export grw_reweighter_config
 func grw_reweighter_config(h C.uint64_t, out **C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	b, e := reweighterConfig(uint64(h))
-	if e == nil {
-		e = setOut(out, b)
-	}
-	return done(err, e)
+	return jsonOut(h, out, err, reweighterConfig)
 }

@@ -15,7 +15,7 @@ import (
 
 // weigherObj is a core Weigher behind a handle: fixed options, r per call.
 type weigherObj struct {
-	mu      sync.Mutex
+	sync.Mutex
 	w       *goreweight.Weigher
 	scratch []float32 // converted Arrow losses
 }
@@ -38,34 +38,27 @@ func weigherNew(optionsJSON string) (uint64, error) {
 }
 
 // weigherOptions returns the options in effect as JSON.
-func weigherOptions(h uint64) ([]byte, error) {
-	o, err := lookup[*weigherObj](h)
-	if err != nil {
-		return nil, err
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return json.Marshal(o.w.Options())
+func weigherOptions(h uint64) (b []byte, err error) {
+	err = withObject(h, func(o *weigherObj) error { b, err = json.Marshal(o.w.Options()); return err })
+	return b, err
 }
 
 // weigherWeights computes the weights of one batch at temperature r.
-func weigherWeights(h uint64, r float64, b batch, wantStats bool) (result, error) {
-	o, err := lookup[*weigherObj](h)
-	if err != nil {
-		return result{}, err
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	losses, domains, out, release, err := b.open(&o.scratch)
-	if err != nil {
-		return result{}, err
-	}
-	defer release()
-	st, err := o.w.Weights(out, losses, domains, r)
-	if err != nil {
-		return result{}, err
-	}
-	return finish(st, wantStats), nil
+func weigherWeights(h uint64, r float64, b batch, wantStats bool) (res result, err error) {
+	err = withObject(h, func(o *weigherObj) error {
+		losses, domains, out, release, err := b.open(&o.scratch)
+		if err != nil {
+			return err
+		}
+		defer release()
+		st, err := o.w.Weights(out, losses, domains, r)
+		if err != nil {
+			return err
+		}
+		res = finish(st, wantStats)
+		return nil
+	})
+	return res, err
 }
 
 // deliver stores a result in the caller's optional out-parameters.
@@ -97,18 +90,7 @@ func clearOuts(nonFinite *C.int64_t, stats **C.char) {
 //export grw_weigher_new
 func grw_weigher_new(optionsJSON *C.char, handle *C.uint64_t, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	s, e := goString(optionsJSON, "options_json")
-	if e == nil && handle == nil {
-		e = errNullHandleOut
-	}
-	if e != nil {
-		return done(err, e)
-	}
-	h, e := weigherNew(s)
-	if e == nil {
-		*handle = C.uint64_t(h)
-	}
-	return done(err, e)
+	return newHandleOut(optionsJSON, "options_json", handle, err, weigherNew)
 }
 
 // grw_weigher_options stores the Weigher's options as
@@ -117,11 +99,7 @@ func grw_weigher_new(optionsJSON *C.char, handle *C.uint64_t, err **C.char) (sta
 //export grw_weigher_options
 func grw_weigher_options(h C.uint64_t, out **C.char, err **C.char) (status C.int) {
 	defer guard(&status, err)()
-	b, e := weigherOptions(uint64(h))
-	if e == nil {
-		e = setOut(out, b)
-	}
-	return done(err, e)
+	return jsonOut(h, out, err, weigherOptions)
 }
 
 // grw_weigher_weights writes into weights_out[0..n) the weights of the n

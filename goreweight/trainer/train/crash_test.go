@@ -24,6 +24,29 @@ import (
 // crashChildEnv carries the child's arguments (crashArgs as JSON).
 const crashChildEnv = "GOREWEIGHT_CRASH_CHILD"
 
+// startCrashChild starts TestCrashChild in a child process with arguments
+// a and returns it, a scanner over its standard output and what it writes
+// to its standard error.
+func startCrashChild(t *testing.T, a crashArgs) (*exec.Cmd, *bufio.Scanner, *strings.Builder) {
+	t.Helper()
+	arg, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+string(arg))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, bufio.NewScanner(stdout), stderr
+}
+
 type crashArgs struct {
 	Data   string `json:"data"`
 	Out    string `json:"out"`
@@ -140,24 +163,12 @@ func TestKillAndResume(t *testing.T) {
 		// Every third kill is aimed at a checkpoint write, the others at
 		// random moments.
 		inCkpt := killed%3 == 1
-		arg, _ := json.Marshal(crashArgs{Data: data, Out: out, Resume: resume, PauseInCheckpoint: inCkpt})
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+string(arg))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, sc, stderr := startCrashChild(t, crashArgs{Data: data, Out: out, Resume: resume, PauseInCheckpoint: inCkpt})
 		// Kill after a random number of steps of this session and a random
 		// delay that often lands in the checkpoint write after a step.
 		wantKill := killed < kills
 		steps := 1 + rng.IntN(9)
 		delay := time.Duration(rng.IntN(4000)) * time.Microsecond
-		sc := bufio.NewScanner(stdout)
 		seen, finished := 0, false
 		for sc.Scan() {
 			line := sc.Text()
@@ -179,7 +190,7 @@ func TestKillAndResume(t *testing.T) {
 			for sc.Scan() {
 			}
 		}()
-		err = cmd.Wait()
+		err := cmd.Wait()
 		if wantKill && !finished {
 			killed++
 			// A kill during an atomic write leaves its temporary file; the
@@ -261,19 +272,7 @@ func testKillMidAccumulation(t *testing.T, scope string) {
 			pause = fmt.Sprintf("%s %d %d", tg.strategy, tg.step, tg.micro)
 		}
 		_, err := os.Stat(configPath(out))
-		arg, _ := json.Marshal(crashArgs{Data: data, Out: out, Resume: err == nil, Accum: 3, Scope: scope, PauseAtMicro: pause})
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+string(arg))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
+		cmd, sc, stderr := startCrashChild(t, crashArgs{Data: data, Out: out, Resume: err == nil, Accum: 3, Scope: scope, PauseAtMicro: pause})
 		killed, finished := false, false
 		for sc.Scan() {
 			line := sc.Text()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/goreweight/goreweight/goreweight"
 	"github.com/goreweight/goreweight/goreweight/trainer/data"
+	"github.com/goreweight/goreweight/goreweight/trainer/gpt"
 )
 
 // microBatchHook, when set (by tests), is called after each micro-batch's
@@ -52,6 +53,29 @@ func (e *entries) append(o entries) {
 	}
 }
 
+// countedOnly returns the indices of the entries that count, in order,
+// and their scores and domains: what a core call sees at token level
+// (scatter puts its weights back).
+func (e entries) countedOnly() (idx []int, scores []float32, domains []int32) {
+	for i, c := range e.counted {
+		if c {
+			idx = append(idx, i)
+			scores = append(scores, e.score[i])
+			domains = append(domains, e.domain[i])
+		}
+	}
+	return idx, scores, domains
+}
+
+// scatter writes w, the weights of the entries idx (from countedOnly),
+// into dst at those entries and 0 everywhere else.
+func scatter(dst []float32, idx []int, w []float32) {
+	clear(dst)
+	for j, i := range idx {
+		dst[i] = w[j]
+	}
+}
+
 // tokenLevel reports whether the run weights tokens.
 func (t *trainer) tokenLevel() bool { return t.cfg.Granularity == GranularityToken }
 
@@ -71,13 +95,7 @@ func (t *trainer) entriesOf(b data.Batch, loss []float32) (entries, error) {
 	if t.ref == nil {
 		return e, nil
 	}
-	var ref []float32
-	var err error
-	if t.tokenLevel() {
-		ref, err = t.ref.EvaluateTokens(b.Tokens, b.Targets, B, T)
-	} else {
-		ref, err = t.ref.Evaluate(b.Tokens, b.Targets, B, T)
-	}
+	ref, err := t.lossesOf(t.ref, b)
 	if err != nil {
 		return e, fmt.Errorf("reference model: %w", err)
 	}
@@ -88,20 +106,22 @@ func (t *trainer) entriesOf(b data.Batch, loss []float32) (entries, error) {
 	return e, nil
 }
 
+// lossesOf returns model m's losses of batch b at the run's granularity,
+// without gradients.
+func (t *trainer) lossesOf(m *gpt.Model, b data.Batch) ([]float32, error) {
+	if t.tokenLevel() {
+		return m.EvaluateTokens(b.Tokens, b.Targets, len(b.IDs), t.cfg.Seq)
+	}
+	return m.Evaluate(b.Tokens, b.Targets, len(b.IDs), t.cfg.Seq)
+}
+
 // weigh writes the core's weights of the entries' scores into dst (0 at
 // the entries that do not count) and returns a copy of the core's stats.
 func (t *trainer) weigh(dst []float32, e entries) (goreweight.Stats, error) {
 	scores, domains := e.score, e.domain
 	var idx []int
 	if e.counted != nil {
-		scores, domains = nil, nil
-		for i, c := range e.counted {
-			if c {
-				idx = append(idx, i)
-				scores = append(scores, e.score[i])
-				domains = append(domains, e.domain[i])
-			}
-		}
+		idx, scores, domains = e.countedOnly()
 		if len(idx) == 0 {
 			return goreweight.Stats{}, fmt.Errorf("no target token to weight: %w", goreweight.ErrEmpty)
 		}
@@ -115,10 +135,7 @@ func (t *trainer) weigh(dst []float32, e entries) (goreweight.Stats, error) {
 		return goreweight.Stats{}, err
 	}
 	if idx != nil {
-		clear(dst)
-		for j, i := range idx {
-			dst[i] = w[j]
-		}
+		scatter(dst, idx, w)
 	}
 	c := *s
 	c.Domains = slices.Clone(s.Domains)
@@ -164,6 +181,15 @@ func (t *trainer) accumulate() (stepOut, error) {
 		}
 		return nil
 	}
+	// record turns a micro-batch's losses into its entries and adds them
+	// to the step's.
+	record := func(b data.Batch, l []float32) (entries, error) {
+		e, err := t.entriesOf(b, l)
+		if err == nil {
+			all.append(e)
+		}
+		return e, err
+	}
 	forward := func(b data.Batch) ([]float32, error) {
 		seq, err := st.model.Forward(b.Tokens, b.Targets, B, T)
 		if err != nil {
@@ -175,9 +201,17 @@ func (t *trainer) accumulate() (stepOut, error) {
 		}
 		return seq, nil
 	}
+	// forwardEntries is forward, recording the micro-batch's entries.
+	forwardEntries := func(b data.Batch) (entries, error) {
+		l, err := forward(b)
+		if err != nil {
+			return entries{}, err
+		}
+		return record(b, l)
+	}
 	st.model.ZeroGrad()
 	if cfg.Scope == ScopeDeferred {
-		ds, err := t.accumulateDeferred(out.batches, w, n, &all, forward, backward)
+		ds, err := t.accumulateDeferred(out.batches, w, n, forwardEntries, backward)
 		if err != nil {
 			st.def.Discard()
 			return out, err
@@ -186,21 +220,13 @@ func (t *trainer) accumulate() (stepOut, error) {
 		calls = append(calls, ds.Stats)
 	} else if cfg.Scope == ScopeGlobal {
 		for _, b := range out.batches {
-			var l []float32
-			var err error
-			if tok {
-				l, err = st.model.EvaluateTokens(b.Tokens, b.Targets, B, T)
-			} else {
-				l, err = st.model.Evaluate(b.Tokens, b.Targets, B, T)
-			}
+			l, err := t.lossesOf(st.model, b)
 			if err != nil {
 				return out, err
 			}
-			e, err := t.entriesOf(b, l)
-			if err != nil {
+			if _, err := record(b, l); err != nil {
 				return out, err
 			}
-			all.append(e)
 		}
 		s, err := t.weigh(w, all)
 		if err != nil {
@@ -217,15 +243,10 @@ func (t *trainer) accumulate() (stepOut, error) {
 		}
 	} else {
 		for k, b := range out.batches {
-			l, err := forward(b)
+			e, err := forwardEntries(b)
 			if err != nil {
 				return out, err
 			}
-			e, err := t.entriesOf(b, l)
-			if err != nil {
-				return out, err
-			}
-			all.append(e)
 			// Every micro-batch at the step's temperature: r advances
 			// once per optimiser step.
 			if err := st.rw.SetStep(int64(t.step)); err != nil {
@@ -274,24 +295,20 @@ func (t *trainer) accumulate() (stepOut, error) {
 // accumulated gradients and the weights in w are multiplied (the weights
 // then sum to 1 over the step), and the reweighter is moved to the next
 // step with the Deferred, so that both track the trainer's step. On error
-// the caller discards the Deferred's open step.
-func (t *trainer) accumulateDeferred(batches []data.Batch, w []float32, n int, all *entries,
-	forward func(data.Batch) ([]float32, error), backward func(int) error) (*goreweight.DeferredStats, error) {
+// the caller discards the Deferred's open step. forwardEntries and
+// backward are accumulate's.
+func (t *trainer) accumulateDeferred(batches []data.Batch, w []float32, n int,
+	forwardEntries func(data.Batch) (entries, error), backward func(int) error) (*goreweight.DeferredStats, error) {
 	d := t.st.def
 	d.Discard() // nothing is open between steps; a failed step's leftovers go
 	if err := d.SetStep(int64(t.step)); err != nil {
 		return nil, err
 	}
 	for k, b := range batches {
-		l, err := forward(b)
+		e, err := forwardEntries(b)
 		if err != nil {
 			return nil, err
 		}
-		e, err := t.entriesOf(b, l)
-		if err != nil {
-			return nil, err
-		}
-		all.append(e)
 		if err := deferredMicro(d, w[k*n:(k+1)*n], e); err != nil {
 			return nil, err
 		}
@@ -326,22 +343,12 @@ func deferredMicro(d *goreweight.Deferred, dst []float32, e entries) error {
 		_, err := d.Micro(dst, e.score)
 		return err
 	}
-	var idx []int
-	var scores []float32
-	for i, c := range e.counted {
-		if c {
-			idx = append(idx, i)
-			scores = append(scores, e.score[i])
-		}
-	}
+	idx, scores, _ := e.countedOnly()
 	u := make([]float32, len(idx))
 	if _, err := d.Micro(u, scores); err != nil {
 		return err
 	}
-	clear(dst)
-	for j, i := range idx {
-		dst[i] = u[j]
-	}
+	scatter(dst, idx, u)
 	return nil
 }
 

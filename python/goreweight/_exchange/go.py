@@ -4,12 +4,12 @@ path) and the Arrow C Data Interface."""
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Optional, Union
 
 from .. import _lib
 from .._lib import slots
 
-__all__ = ["Target", "go_raw", "go_arrow", "stats_dict"]
+__all__ = ["Target", "go_raw", "go_arrow", "stats_dict", "struct_result"]
 
 
 class Target:
@@ -58,9 +58,22 @@ def go_raw(t: Target, r: float, lp: int, dp: Optional[int], n: int, op: int, wan
     args.n = n
     args.weights_out = op
     args.want_stats = want_stats
-    st = a.grw_weights_packed(s.args_ref, s.err_ref)
+    return struct_result(a.grw_weights_packed(s.args_ref, s.err_ref), args, want_stats)
+
+
+def struct_result(st: int, args: Union[_lib.WeightsArgs, _lib.MaskedArgs], want_stats: bool) -> tuple[int, Optional[int]]:
+    """What a call that takes an argument struct (grw_weights_packed,
+    grw_weights_masked) returns, from its status st and the struct's out
+    fields: raises the error of a nonzero status, else returns (nonfinite,
+    the stats string pointer or None), taking the pointer out of the struct
+    so that only the caller frees it.
+
+    Example::
+
+        bad, p = struct_result(a.grw_weights_packed(s.args_ref, s.err_ref), s.args, True)
+    """
     if st:
-        _lib.raise_status(st, s)
+        _lib.raise_status(st, slots)
     if want_stats:
         p = args.stats_json
         args.stats_json = None

@@ -7,7 +7,7 @@ from typing import Optional
 
 from .. import _lib
 from .._lib import slots
-from .go import Target
+from .go import Target, struct_result
 
 __all__ = ["masked_available", "go_masked"]
 
@@ -59,11 +59,4 @@ def go_masked(
     args.weights_out = op
     args.flags = flags
     args.want_stats = want_stats
-    st = a.grw_weights_masked(s.margs_ref, s.err_ref)
-    if st:
-        _lib.raise_status(st, s)
-    if want_stats:
-        p = args.stats_json
-        args.stats_json = None
-        return args.nonfinite, p
-    return args.nonfinite, None
+    return struct_result(a.grw_weights_masked(s.margs_ref, s.err_ref), args, want_stats)
