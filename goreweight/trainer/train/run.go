@@ -152,6 +152,11 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Summary, error) {
 			return nil, err
 		}
 	}
+	unlock, err := lockRunDir(cfg.Out)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if cfg.Resume == "" || moreSeeds {
 		saved := cfg
 		saved.Resume = ""
@@ -290,9 +295,10 @@ func newRunDir(dir string) error {
 }
 
 // checkRunDir reports whether dir can hold a new run: it must not exist
-// or be empty.
+// or be empty (but for the lock file of a run that failed to start).
 func checkRunDir(dir string) error {
 	ents, err := os.ReadDir(dir)
+	ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return e.Name() == lockName }) // a run that failed before its config
 	if err == nil && len(ents) > 0 {
 		if _, err := os.Stat(configPath(dir)); err == nil {
 			return fmt.Errorf("train: out directory %s already holds a run; continue it with resume (--resume %s) or choose another out directory", dir, dir)
