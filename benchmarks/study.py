@@ -151,14 +151,17 @@ def run_variant(exe: str, d: str, flags: List[str], log: Any) -> Optional[Dict[s
     return train([exe, *flags, "--out", d], summary, log)
 
 
-def add_seeds(exe: str, d: str, seeds: List[int], log: Any) -> Tuple[str, Optional[Dict[str, Any]]]:
+def add_seeds(exe: str, d: str, seeds: List[int], log: Any, train_ok: bool = True) -> Tuple[str, Optional[Dict[str, Any]]]:
     """Variant d with more seeds: a copy of its finished run, resumed with the longer seed list
-    (the trainer trains only the new seeds; the result equals a run started with all of them)."""
+    (the trainer trains only the new seeds; the result equals a run started with all of them).
+    With train_ok False only a finished extension is returned."""
     name = f"{os.path.basename(d)}-seeds{len(seeds)}"
     d2 = os.path.join(os.path.dirname(d), name)
     summary = os.path.join(d2, "summary.json")
     s: Optional[Dict[str, Any]] = load(summary) if os.path.exists(summary) else None
     if s is None or len(s.get("seeds") or []) != len(seeds):
+        if not train_ok:
+            return name, None
         if not os.path.exists(d2):
             tmp = d2 + ".tmp"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -413,6 +416,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="threads per run (0: all CPUs)")
     ap.add_argument("--budget-min", type=float, default=0, help="start no new variant after this many minutes (0: none)")
     ap.add_argument("--data", default="", help="training data (default builtin)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train nothing: report the variants that have finished (e.g. while the study still runs)")
     ap.add_argument("--more-seeds", default="", help="comma-separated seeds to add, after the others, to the "
                     "variants of --more-seeds-parts (each copied to <variant>-seeds<N> and resumed with the longer list)")
     ap.add_argument("--more-seeds-parts", default="a,c", help="parts whose variants get --more-seeds (default a,c)")
@@ -451,7 +456,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     continue
                 if isinstance(extra, str):  # reuse another variant's runs
                     src, names = extra[1:].split(":")
-                    if src not in results:
+                    if src not in results and not args.report_only:
                         s = run_variant(exe, os.path.join(args.out, src), flags, sys.stderr)
                         if s is not None:
                             results[src] = s
@@ -462,7 +467,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     continue
                 d = os.path.join(args.out, v)
                 done = os.path.exists(os.path.join(d, "summary.json"))
-                if not done and args.budget_min and time.time() - t0 > args.budget_min * 60:
+                if not done and (args.report_only or args.budget_min and time.time() - t0 > args.budget_min * 60):
                     missing.append(v)
                     continue
                 s = run_variant(exe, d, override(flags, extra), sys.stderr)
@@ -471,7 +476,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     continue
                 results[v] = s
                 if more and key in more_parts:
-                    name, s2 = add_seeds(exe, d, seeds + more, sys.stderr)
+                    name, s2 = add_seeds(exe, d, seeds + more, sys.stderr, train_ok=not args.report_only)
                     if s2 is None:
                         missing.append(name)
                     else:

@@ -60,6 +60,14 @@ def test_study_parts_reuse_and_more_seeds(tmp_path: Path) -> None:
     assert "goreweight-train" not in p.stderr.replace("study: report", ""), p.stderr
 
 
+def test_study_report_only_trains_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    p = run_study(out, "--report-only")
+    assert p.returncode == 1  # every variant missing
+    assert not (out / "strategies").exists()
+    assert "Not run" in (out / "STUDY.md").read_text()
+
+
 def test_study_refuses_repeated_seeds(tmp_path: Path) -> None:
     p = run_study(tmp_path / "s", "--more-seeds", "2,3")
     assert p.returncode == 2 and "--more-seeds" in p.stderr
