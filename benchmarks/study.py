@@ -323,9 +323,9 @@ def report(args: argparse.Namespace, scale: Dict[str, Any], seeds: List[int], re
     rel = os.path.relpath(assets, rdir)
     any_s = next(iter(results.values()), None)
     out: List[str] = [f"# Study: does loss-based reweighting help here? (scale `{args.scale}`)", ""]
-    if args.scale != "full":
-        out += [f"**This is the `{args.scale}` scale**, a quick version; the full grid (`--scale full`) is still to "
-                "run. Read the numbers as what this small setting shows, not as the paper's claim at scale.", ""]
+    out += [f"**This is the `{args.scale}` scale.** Read the numbers as what this setting shows, not as the "
+            "paper's claim at its scale (120M+ parameters, billions of tokens); benchmarks/STUDY.md compares the "
+            "scales and says what they show, in words.", ""]
     out += ["Regenerate (resumable: finished runs in the output directory are reused):", "", "```bash", cmdline, "```", ""]
     if any_s:
         c = any_s["config"]
@@ -403,6 +403,24 @@ def report(args: argparse.Namespace, scale: Dict[str, Any], seeds: List[int], re
     return "\n".join(out) + "\n"
 
 
+def training_args(argv: List[str]) -> List[str]:
+    """argv without the options that only say how this session ran (--report-only, --exe,
+    --budget-min, --threads): the command that trains and reports the same study."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        name = a.split("=", 1)[0]
+        if name == "--report-only":
+            continue
+        if name in ("--exe", "--budget-min", "--threads"):
+            skip = "=" not in a
+            continue
+        out.append(a)
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", choices=sorted(SCALES), default="tiny")
@@ -444,7 +462,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     flags = base_flags(scale, seeds, args.threads)
     if args.data:
         flags += ["--data", args.data]
-    cmdline = "python benchmarks/study.py " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
+    cmdline = "python benchmarks/study.py " + " ".join(training_args(argv if argv is not None else sys.argv[1:]))
 
     t0 = time.time()
     results: Dict[str, Dict[str, Any]] = {}
