@@ -5,6 +5,7 @@ One command runs five comparisons with ``goreweight-train`` (every one with
 several seeds, each strategy paired with uniform on the same seed) and writes
 a Markdown report with plots::
 
+    pip install ".[study]"                            # matplotlib, for the interval plots
     python benchmarks/study.py --scale tiny           # ~25 minutes on 2 cores, pure-Go backend
     python benchmarks/study.py --scale small          # the README's default model, ~15 minutes with scipy-openblas
     python benchmarks/study.py --scale medium         # 0.8M parameters, ~1 hour on 2 quiet cores with scipy-openblas
@@ -323,6 +324,10 @@ def report(args: argparse.Namespace, scale: Dict[str, Any], seeds: List[int], re
     rel = os.path.relpath(assets, rdir)
     any_s = next(iter(results.values()), None)
     out: List[str] = [f"# Study: does loss-based reweighting help here? (scale `{args.scale}`)", ""]
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        out += ["*The interval plots are missing: they need matplotlib (`pip install \".[study]\"`).*", ""]
     out += [f"**This is the `{args.scale}` scale.** Read the numbers as what this setting shows, not as the "
             "paper's claim at its scale (120M+ parameters, billions of tokens); benchmarks/STUDY.md compares the "
             "scales and says what they show, in words.", ""]
