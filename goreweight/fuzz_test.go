@@ -32,16 +32,7 @@ func FuzzWeights(f *testing.F) {
 		if err != nil {
 			return
 		}
-		var sum float64
-		for i, v := range dst {
-			if !(v >= 0) || math.IsInf(float64(v), 0) {
-				t.Fatalf("weight %d = %v for loss %v", i, v, l[i])
-			}
-			sum += float64(v)
-		}
-		if math.Abs(sum-1) > 1e-4 {
-			t.Fatalf("weights sum to %v", sum)
-		}
+		checkSimplex(t, dst, l)
 		for _, v := range []float64{st.MaxWM, st.MinWM, st.ESS, st.Entropy, st.Weighted} {
 			if math.IsNaN(v) {
 				t.Fatalf("NaN in stats %+v", st)
@@ -91,16 +82,7 @@ func FuzzWeightsDomains(f *testing.F) {
 		if err != nil {
 			return
 		}
-		var sum float64
-		for i, v := range dst {
-			if !(v >= 0) || math.IsInf(float64(v), 0) {
-				t.Fatalf("weight %d = %v for loss %v", i, v, l[i])
-			}
-			sum += float64(v)
-		}
-		if math.Abs(sum-1) > 1e-4 {
-			t.Fatalf("weights sum to %v", sum)
-		}
+		checkSimplex(t, dst, l)
 	})
 }
 
@@ -135,4 +117,20 @@ func FuzzRestore(f *testing.F) {
 		dst := make([]float32, 3)
 		_, _ = rw.Weights(dst, []float32{1, 2, 3}, nil)
 	})
+}
+
+// checkSimplex fails t unless dst (the weights of losses l) are finite,
+// non-negative and sum to 1 within float32 rounding.
+func checkSimplex(t *testing.T, dst, l []float32) {
+	t.Helper()
+	var sum float64
+	for i, v := range dst {
+		if !(v >= 0) || math.IsInf(float64(v), 0) {
+			t.Fatalf("weight %d = %v for loss %v", i, v, l[i])
+		}
+		sum += float64(v)
+	}
+	if math.Abs(sum-1) > 1e-4 {
+		t.Fatalf("weights sum to %v", sum)
+	}
 }
